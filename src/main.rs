@@ -1,0 +1,177 @@
+//! The `pingora-redirect` command line: `check` and `explain`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pingora_redirect::explain::{explain_json, explain_text, split_url};
+use pingora_redirect::problem::Problem;
+use pingora_redirect::rules::{self, Loaded};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "pingora-redirect",
+    version,
+    about = "Rule-based redirect engine and front proxy on Pingora"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load, compile and lint a configuration; exit 0 when it would load.
+    Check {
+        /// The configuration file.
+        #[arg(short = 'c', long = "conf")]
+        conf: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Treat warnings as errors (exit 1).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Show what `serve` would do with one request.
+    Explain {
+        #[arg(short = 'c', long = "conf")]
+        conf: PathBuf,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// The request URL: its scheme and host are the request's scheme and Host.
+        url: String,
+    },
+}
+
+fn print_problems(problems: &[Problem]) {
+    for p in problems {
+        eprintln!("{p}");
+    }
+}
+
+fn load(conf: &PathBuf) -> Result<Loaded, Problem> {
+    rules::load(conf, pingora_redirect::unix_now())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            conf,
+            format,
+            strict,
+        } => check(&conf, format, strict),
+        Command::Explain {
+            conf,
+            method,
+            headers,
+            format,
+            url,
+        } => explain(&conf, &method, &headers, format, &url),
+    }
+}
+
+fn check(conf: &PathBuf, format: Format, strict: bool) -> ExitCode {
+    let loaded = match load(conf) {
+        Ok(l) => l,
+        Err(p) => {
+            if format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "rules": 0, "errors": [p], "warnings": []})
+                );
+            } else {
+                eprintln!("{p}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let errors: Vec<&Problem> = loaded.errors().collect();
+    let warnings: Vec<&Problem> = loaded.warnings().collect();
+    let ok = errors.is_empty();
+    let n = loaded.rules.as_ref().map_or(0, |r| r.len());
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": ok, "rules": n, "errors": errors, "warnings": warnings})
+        );
+    } else {
+        print_problems(&loaded.problems);
+        if let Some(set) = &loaded.rules {
+            let c = set.counts();
+            println!(
+                "{}: ok, {} rules ({} exact, {} prefix, {} regex), {} warning{}",
+                conf.display(),
+                n,
+                c.exact,
+                c.prefix,
+                c.regex,
+                warnings.len(),
+                if warnings.len() == 1 { "" } else { "s" }
+            );
+        } else {
+            println!(
+                "{}: does not load: {} error{}",
+                conf.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
+    if !ok || (strict && !warnings.is_empty()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn explain(
+    conf: &PathBuf,
+    method: &str,
+    headers: &[String],
+    format: Format,
+    url: &str,
+) -> ExitCode {
+    for h in headers {
+        if h.split_once(':').is_none_or(|(n, _)| n.trim().is_empty()) {
+            eprintln!("error: --header \"{h}\" is not `Name: value`");
+            return ExitCode::from(2);
+        }
+    }
+    let method = method.to_ascii_uppercase();
+    let parts = match split_url(url) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = match load(conf) {
+        Ok(l) => l,
+        Err(p) => {
+            eprintln!("{p}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(set) = &loaded.rules else {
+        print_problems(&loaded.problems);
+        return ExitCode::from(1);
+    };
+    let v = explain_json(set, &method, &parts, pingora_redirect::unix_now());
+    if format == Format::Json {
+        println!("{v}");
+    } else {
+        println!("{}", explain_text(set, &v));
+    }
+    ExitCode::SUCCESS
+}
