@@ -118,12 +118,9 @@ impl Groups for NoGroups {
     }
 }
 
-impl Groups for regex::bytes::Regex {
+impl Groups for regex_automata::meta::Regex {
     fn index(&self, name: &str) -> Option<usize> {
-        if let Ok(n) = name.parse::<usize>() {
-            return (n < self.captures_len()).then_some(n);
-        }
-        self.capture_names().position(|n| n == Some(name))
+        crate::matcher::regex_tier::group_index(self, name)
     }
 }
 
@@ -570,7 +567,7 @@ mod tests {
 
     #[test]
     fn groups_in_authority_are_bad_capture() {
-        let re = regex::bytes::Regex::new("^/(.*)$").unwrap();
+        let re = crate::matcher::regex_tier::compile_regex("^/(.*)$", false).unwrap();
         assert_eq!(
             parse_target("https://new.example${1}", false, &re)
                 .unwrap_err()

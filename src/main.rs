@@ -59,12 +59,39 @@ fn print_problems(problems: &[Problem]) {
     }
 }
 
-fn load(conf: &PathBuf) -> Result<Loaded, Problem> {
+fn load(conf: &std::path::Path) -> Result<Loaded, Problem> {
     rules::load(conf, pingora_redirect::unix_now())
 }
 
+const USAGE: &str = "Usage:
+  pingora-redirect check   -c FILE [--format text|json] [--strict]
+  pingora-redirect explain -c FILE [--method M] [--header 'Name: value']... [--format text|json] URL";
+
+/// Prints a usage error, then the usage, and exits 2.
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let usage_shown = matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            let _ = e.print();
+            if usage_shown {
+                return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            }
+            eprintln!("\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
         Command::Check {
             conf,
@@ -81,7 +108,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(conf: &PathBuf, format: Format, strict: bool) -> ExitCode {
+fn check(conf: &std::path::Path, format: Format, strict: bool) -> ExitCode {
     let loaded = match load(conf) {
         Ok(l) => l,
         Err(p) => {
@@ -136,7 +163,7 @@ fn check(conf: &PathBuf, format: Format, strict: bool) -> ExitCode {
 }
 
 fn explain(
-    conf: &PathBuf,
+    conf: &std::path::Path,
     method: &str,
     headers: &[String],
     format: Format,
@@ -144,17 +171,13 @@ fn explain(
 ) -> ExitCode {
     for h in headers {
         if h.split_once(':').is_none_or(|(n, _)| n.trim().is_empty()) {
-            eprintln!("error: --header \"{h}\" is not `Name: value`");
-            return ExitCode::from(2);
+            return usage_error(&format!("--header \"{h}\" is not `Name: value`"));
         }
     }
     let method = method.to_ascii_uppercase();
     let parts = match split_url(url) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&e),
     };
     let loaded = match load(conf) {
         Ok(l) => l,

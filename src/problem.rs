@@ -65,6 +65,12 @@ impl Problem {
         self
     }
 
+    /// Names the file only (no line applies).
+    pub fn in_file(mut self, file: &str) -> Self {
+        self.file = Some(file.to_string());
+        self
+    }
+
     /// Names the rule the problem concerns.
     pub fn rule(mut self, rule: Option<&str>) -> Self {
         self.rule = rule.map(str::to_string);

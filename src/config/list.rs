@@ -138,28 +138,41 @@ pub fn read(
     mut f: impl FnMut(ListRow<'_>),
 ) -> Result<usize, Vec<Problem>> {
     let file_name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| {
+    let data = std::fs::read(path).map_err(|e| {
         vec![
             Problem::error("io", format!("cannot read list \"{list_id}\": {e}"))
-                .at(&file_name, 0, None),
+                .in_file(&file_name),
         ]
     })?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .buffer_capacity(1 << 16)
-        .from_reader(std::io::BufReader::with_capacity(1 << 16, file));
+        .from_reader(&data[..]);
     let mut rec = csv::StringRecord::new();
     let mut problems = Vec::new();
     let mut more = 0usize;
     let mut rows = 0usize;
+    // Lines are counted from byte offsets: the reader's own line count skips
+    // blank lines and CRLF endings differently.
+    let (mut counted_to, mut line) = (0usize, 1u32);
+    let mut line_at = |byte: usize| -> u32 {
+        let byte = byte.min(data.len());
+        if byte > counted_to {
+            line += data[counted_to..byte]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u32;
+            counted_to = byte;
+        }
+        line
+    };
     loop {
-        let line = reader.position().line() as u32;
+        let start = reader.position().byte() as usize;
         match reader.read_record(&mut rec) {
             Ok(false) => break,
             Ok(true) => {
-                let line = rec.position().map_or(line, |p| p.line() as u32);
+                let line = line_at(rec.position().map_or(start, |p| p.byte() as usize));
                 if rec.len() == 1 && rec.get(0) == Some("") {
                     continue;
                 }
@@ -180,16 +193,9 @@ pub fn read(
                 }
             }
             Err(e) => {
-                let line = e.position().map_or(line, |p| p.line() as u32);
+                let line = line_at(e.position().map_or(start, |p| p.byte() as usize));
                 let msg = match e.kind() {
                     csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_string(),
-                    csv::ErrorKind::Io(io) => {
-                        return Err(vec![Problem::error(
-                            "io",
-                            format!("cannot read list \"{list_id}\": {io}"),
-                        )
-                        .at(&file_name, line, None)])
-                    }
                     _ => format!("unreadable CSV: {e}"),
                 };
                 if problems.len() < MAX_ROW_PROBLEMS {
@@ -206,7 +212,7 @@ pub fn read(
                 "bad_list_row",
                 format!("{more} more bad rows (only the first {MAX_ROW_PROBLEMS} are listed)"),
             )
-            .at(&file_name, 0, None),
+            .in_file(&file_name),
         );
     }
     if problems.is_empty() {

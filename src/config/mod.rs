@@ -1667,7 +1667,14 @@ pub fn normalize_config_host(h: &str) -> Result<String, String> {
     if h.contains(':') {
         return Err("a rule's host takes no port".into());
     }
-    let ascii = idna::domain_to_ascii(h).map_err(|_| "not a valid host name (IDNA)".to_string())?;
+    let plain = h.bytes().all(|b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
+    }) && !h.contains("xn--");
+    let ascii = if plain {
+        h.to_string()
+    } else {
+        idna::domain_to_ascii(h).map_err(|_| "not a valid host name (IDNA)".to_string())?
+    };
     if ascii.is_empty()
         || ascii.split('.').any(|l| l.is_empty() || l.len() > 63)
         || !ascii

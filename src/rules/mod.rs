@@ -29,11 +29,14 @@ use crate::config::{
 use crate::location::{self, NoGroups, Part, Piece, Target, Vars};
 use crate::matcher::host::{normalize_host, HostError};
 use crate::matcher::path::{key as path_key, key_offset_to_path, lower_key, remove_dot_segments};
-use crate::matcher::regex_tier::{RegexTier, RegexTierBuilder};
+use crate::matcher::regex_tier::{run, RegexTier, RegexTierBuilder};
 use crate::problem::Problem;
 use hashbrown::HashTable;
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+/// Hash map with the fast (non-SipHash) hasher the indexes use.
+type FastMap<K, V> = hashbrown::HashMap<K, V, hashbrown::DefaultHashBuilder>;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -115,6 +118,10 @@ struct Label {
 #[derive(Default)]
 struct Tier {
     has_ci: bool,
+    /// Longest prefix key in the tier: shorter cuts only are probed.
+    max_prefix: u32,
+    has_exact: bool,
+    has_prefix: bool,
     regex: Option<Box<RegexTier>>,
 }
 
@@ -147,8 +154,8 @@ pub struct RuleSet {
     labels: Vec<Label>,
     extras: Vec<Extra>,
     tiers: Vec<Tier>,
-    exact_hosts: HashMap<Box<str>, u32>,
-    wild_hosts: HashMap<Box<str>, u32>,
+    exact_hosts: FastMap<Box<str>, u32>,
+    wild_hosts: FastMap<Box<str>, u32>,
     exact_index: HashTable<u32>,
     prefix_index: HashTable<u32>,
     hasher: hashbrown::DefaultHashBuilder,
@@ -493,7 +500,7 @@ impl RuleSet {
             apex_mode,
         };
         // Exact.
-        if !self.exact_index.is_empty() {
+        if t.has_exact {
             let a = self.chain(&self.exact_index, tier, false, key);
             let b = lc.map_or(NONE, |lc| self.chain(&self.exact_index, tier, true, lc));
             if let Some(r) = self.first_of(a, b, req, apex_mode) {
@@ -501,10 +508,14 @@ impl RuleSet {
             }
         }
         // Longest prefix, cut at each '/' from the end.
-        if !self.prefix_index.is_empty() {
+        if t.has_prefix {
             let bytes = key.as_bytes();
             let mut end = bytes.len();
             loop {
+                if end > t.max_prefix as usize {
+                    end = bytes[..end].iter().rposition(|b| *b == b'/').unwrap_or(0);
+                    continue;
+                }
                 let a = self.chain(&self.prefix_index, tier, false, &key[..end]);
                 let b = lc.map_or(NONE, |lc| {
                     self.chain(&self.prefix_index, tier, true, &lc[..end])
@@ -531,13 +542,12 @@ impl RuleSet {
                     continue;
                 }
                 let re = rt.regex(local);
-                let subject = key;
                 if r.flags & NEEDS_GROUPS != 0 {
-                    if let Some(c) = re.captures(subject.as_bytes()) {
-                        let groups = c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect();
+                    let mut groups = Vec::new();
+                    if run(re, key.as_bytes(), Some(&mut groups)) {
                         return Some(Hit { groups, ..hit(idx) });
                     }
-                } else if re.is_match(subject.as_bytes()) {
+                } else if run(re, key.as_bytes(), None) {
                     return Some(hit(idx));
                 }
             }
@@ -845,12 +855,16 @@ struct NewRule<'a> {
     file: &'a str,
 }
 
+/// What makes two regex rules duplicates: tier, pattern, flags, scheme,
+/// methods and time window.
+type RegexSignature = (u32, String, u16, u8, u16, i64, i64);
+
 struct Compiler {
     set: RuleSet,
     problems: Vec<Problem>,
     regex: Vec<Option<RegexTierBuilder>>,
     regex_ci: Vec<bool>,
-    regex_seen: HashMap<(u32, String, u16, u8, u16, i64, i64), u32>,
+    regex_seen: HashMap<RegexSignature, u32>,
     shadow_reports: usize,
     shadow_more: usize,
 }
@@ -867,8 +881,8 @@ pub fn compile(cfg: &Config) -> (RuleSet, Vec<Problem>) {
             labels: Vec::new(),
             extras: Vec::new(),
             tiers: vec![Tier::default()],
-            exact_hosts: HashMap::new(),
-            wild_hosts: HashMap::new(),
+            exact_hosts: FastMap::default(),
+            wild_hosts: FastMap::default(),
             exact_index: HashTable::new(),
             prefix_index: HashTable::new(),
             hasher: hashbrown::DefaultHashBuilder::default(),
@@ -1051,7 +1065,7 @@ impl Compiler {
         if let Err(problems) = result {
             self.problems.extend(problems.into_iter().map(|p| {
                 let p = if p.file.is_none() {
-                    p.at(&file, 0, None)
+                    p.in_file(&file)
                 } else {
                     p
                 };
@@ -1086,17 +1100,10 @@ impl Compiler {
 
         // The regex first: its groups decide which `${…}` are valid.
         let regex = if n.kind == PathKind::Regex {
-            match regex::bytes::RegexBuilder::new(n.path)
-                .case_insensitive(n.case_insensitive)
-                .size_limit(1 << 20)
-                .build()
-            {
+            match crate::matcher::regex_tier::compile_regex(n.path, n.case_insensitive) {
                 Ok(re) => Some(re),
                 Err(e) => {
-                    let msg = format!(
-                        "the regex does not compile: {}",
-                        e.to_string().lines().last().unwrap_or("invalid")
-                    );
+                    let msg = format!("the regex does not compile: {e}");
                     self.problem(Problem::error("bad_regex", msg), &n);
                     return;
                 }
@@ -1301,9 +1308,13 @@ impl Compiler {
                 if !self.insert_indexed(rule, index, &n) {
                     return;
                 }
+                let t = &mut self.set.tiers[tier as usize];
                 if n.kind == PathKind::Exact {
+                    t.has_exact = true;
                     self.set.counts.exact += 1;
                 } else {
+                    t.has_prefix = true;
+                    t.max_prefix = t.max_prefix.max(key.len);
                     self.set.counts.prefix += 1;
                 }
             }
@@ -1313,9 +1324,9 @@ impl Compiler {
     /// Adds an exact or prefix rule to its index, at the end of its chain.
     fn insert_indexed(&mut self, rule: Rule, index: u32, n: &NewRule<'_>) -> bool {
         let ci = rule.flags & CASE_INSENSITIVE != 0;
-        let key = self.set.span(rule.key).to_string();
-        let h = self.set.hash(rule.tier, ci, &key);
         let set = &self.set;
+        let key = set.span(rule.key);
+        let h = set.hash(rule.tier, ci, key);
         let table = if rule.kind == 0 {
             &set.exact_index
         } else {

@@ -1,0 +1,183 @@
+//! Scale report: `decide()` latency percentiles, compile time, resident
+//! memory per rule and lint time at 1k, 100k and 1M rules, and regex rules at
+//! 100 and 10,000 (with a `RegexSet` over the same patterns for comparison).
+//!
+//! `cargo bench --bench scale` prints a Markdown table (see docs/benchmarks.md).
+//! Each lookup is timed on its own with `Instant` (the timer's own cost,
+//! measured the same way, is subtracted), so the percentiles are per request.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use pingora_redirect::rules::{self, Decision};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const SAMPLES: usize = 200_000;
+
+fn timer_overhead() -> u64 {
+    let mut v: Vec<u64> = (0..100_000)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(());
+            t.elapsed().as_nanos() as u64
+        })
+        .collect();
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+struct Lat {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    mean: f64,
+}
+
+fn measure(mut f: impl FnMut(usize) -> bool, overhead: u64) -> (Lat, usize) {
+    // Warm up.
+    for i in 0..20_000 {
+        black_box(f(i));
+    }
+    let mut v = Vec::with_capacity(SAMPLES);
+    let mut hits = 0;
+    let start = Instant::now();
+    for i in 0..SAMPLES {
+        let t = Instant::now();
+        let hit = black_box(f(i));
+        v.push((t.elapsed().as_nanos() as u64).saturating_sub(overhead));
+        hits += hit as usize;
+    }
+    let total = start.elapsed();
+    v.sort_unstable();
+    let pct = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0;
+    (
+        Lat {
+            p50: pct(0.50),
+            p99: pct(0.99),
+            p999: pct(0.999),
+            mean: total.as_nanos() as f64 / SAMPLES as f64 / 1000.0 - overhead as f64 / 1000.0,
+        },
+        hits,
+    )
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64())
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken.
+    let overhead = timer_overhead();
+    println!("timer overhead subtracted: {overhead} ns\n");
+    println!("| rules | kind | compile (s) | lint (s) | RSS / rule (B) | p50 (µs) | p99 (µs) | p99.9 (µs) | mean (µs) | hits |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for n in [1_000usize, 100_000, 1_000_000] {
+        let conf = common::write_list_config(n);
+        let before = common::rss();
+        let t = Instant::now();
+        let (cfg, problems) = pingora_redirect::config::load_file(&conf).expect("read");
+        assert!(problems.is_empty());
+        let (set, problems) = rules::compile(&cfg);
+        assert!(
+            problems.iter().all(|p| !p.is_error()),
+            "{:?}",
+            problems.first()
+        );
+        let compile = t.elapsed();
+        let after = common::rss();
+        let t = Instant::now();
+        let lint = rules::lint::lint(&set, 0);
+        let lint_time = t.elapsed();
+        assert!(lint.iter().all(|p| !p.is_error()));
+        drop(lint);
+        let reqs = common::list_requests(n, 65_536);
+        let (lat, hits) = measure(
+            |i| {
+                matches!(
+                    set.decide(&common::view(&reqs[i & 65_535])),
+                    Decision::Redirect(_)
+                )
+            },
+            overhead,
+        );
+        println!(
+            "| {n} | exact+prefix, {} hosts | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}% |",
+            common::HOSTS,
+            secs(compile),
+            secs(lint_time),
+            (after.saturating_sub(before)) / n,
+            lat.p50,
+            lat.p99,
+            lat.p999,
+            lat.mean,
+            100.0 * hits as f64 / SAMPLES as f64
+        );
+        drop(set);
+        let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
+    }
+    for n in [100usize, 10_000] {
+        let conf = common::write_regex_config(n);
+        let before = common::rss();
+        let t = Instant::now();
+        let (cfg, problems) = pingora_redirect::config::load_file(&conf).expect("read");
+        assert!(problems.is_empty());
+        let (set, problems) = rules::compile(&cfg);
+        assert!(problems.iter().all(|p| !p.is_error()));
+        let compile = t.elapsed();
+        let after = common::rss();
+        let t = Instant::now();
+        let _ = rules::lint::lint(&set, 0);
+        let lint_time = t.elapsed();
+        let reqs = common::regex_requests(n, 65_536);
+        let (lat, hits) = measure(
+            |i| {
+                matches!(
+                    set.decide(&common::view(&reqs[i & 65_535])),
+                    Decision::Redirect(_)
+                )
+            },
+            overhead,
+        );
+        println!(
+            "| {n} | regex (prefilter) | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}% |",
+            secs(compile),
+            secs(lint_time),
+            (after.saturating_sub(before)) / n,
+            lat.p50,
+            lat.p99,
+            lat.p999,
+            lat.mean,
+            100.0 * hits as f64 / SAMPLES as f64
+        );
+        // The alternative: one RegexSet over every pattern, then the winner's captures.
+        let patterns: Vec<String> = (0..n)
+            .map(|i| format!(r"^/r{i}/(\d+)/(?P<slug>[a-z-]+)$"))
+            .collect();
+        let before = common::rss();
+        let t = Instant::now();
+        let rs = regex::bytes::RegexSet::new(&patterns).expect("set");
+        let build = t.elapsed();
+        let after = common::rss();
+        let (lat, hits) = measure(
+            |i| {
+                let r = &reqs[i & 65_535];
+                rs.matches(r.1.as_bytes()).iter().next().is_some()
+            },
+            overhead,
+        );
+        println!(
+            "| {n} | regex (one RegexSet, matching only) | {} | – | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}% |",
+            secs(build),
+            (after.saturating_sub(before)) / n,
+            lat.p50,
+            lat.p99,
+            lat.p999,
+            lat.mean,
+            100.0 * hits as f64 / SAMPLES as f64
+        );
+        drop(set);
+        drop(cfg);
+        let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
+    }
+}

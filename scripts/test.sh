@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project: formatting, clippy, unit,
+# integration, property and CLI tests, and builds the benchmarks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/ensure-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --release --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --release --all-targets
+cargo test --release --doc
