@@ -273,6 +273,14 @@ pub fn parse_target(to: &str, has_host: bool, groups: &dyn Groups) -> Result<Tar
     if to.len() > 8192 {
         return Err(err("bad_target", "the target is longer than 8192 bytes"));
     }
+    if let Some(i) = to.find("://") {
+        if to[..i].contains("${") {
+            return Err(err(
+                "bad_capture",
+                "a variable may not be used in the scheme of `to`; request text there would make an open redirect",
+            ));
+        }
+    }
     let lower = to.get(..8).unwrap_or(to).to_ascii_lowercase();
     let (absolute, head, rest) = if lower.starts_with("https://") {
         (true, "https://", &to[8..])

@@ -157,7 +157,11 @@ pub fn read(
     // blank lines and CRLF endings differently.
     let (mut counted_to, mut line) = (0usize, 1u32);
     let mut line_at = |byte: usize| -> u32 {
-        let byte = byte.min(data.len());
+        // A record's position may point at the line break before it.
+        let mut byte = byte.min(data.len());
+        while byte < data.len() && matches!(data[byte], b'\n' | b'\r') {
+            byte += 1;
+        }
         if byte > counted_to {
             line += data[counted_to..byte]
                 .iter()
@@ -225,6 +229,29 @@ pub fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_keep_their_line_numbers_across_blank_lines_and_crlf() {
+        let dir = std::env::temp_dir().join(format!("pr-list-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in [
+            (
+                "lf.csv",
+                "a.example/1,/x\n\na.example/2,/y\na.example/3,/z\n",
+            ),
+            (
+                "crlf.csv",
+                "a.example/1,/x\r\n\r\na.example/2,/y\r\na.example/3,/z\r\n",
+            ),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let mut lines = Vec::new();
+            read(&path, "l", |r| lines.push(r.line)).unwrap();
+            assert_eq!(lines, vec![1, 3, 4], "{name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn parses_sources_with_and_without_scheme() {

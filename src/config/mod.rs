@@ -325,6 +325,7 @@ pub fn parse(src: &str, path: &Path) -> (Config, Vec<Problem>) {
         problems: Vec::new(),
         base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         pool_refs: Vec::new(),
+        pool_names: Vec::new(),
     };
     let mut cfg = Config {
         path: path.to_path_buf(),
@@ -360,6 +361,9 @@ struct Reader<'s> {
     base: PathBuf,
     /// Pool names referenced, checked once every pool is known.
     pool_refs: Vec<(String, Range<usize>, Option<String>)>,
+    /// Every `[pools.NAME]` written, valid or not (so a broken pool is
+    /// reported once, not again at each reference).
+    pool_names: Vec<String>,
 }
 
 const ROOT_KEYS: &[&str] = &[
@@ -761,6 +765,7 @@ impl<'s> Reader<'s> {
                 "pools" => {
                     if let Some(t) = self.table(v, "[pools]", None) {
                         for (name, pv) in t.iter() {
+                            self.pool_names.push(name.get_ref().to_string());
                             if let Some(p) = self.pool(name.get_ref(), pv) {
                                 cfg.pools.insert(p.name.clone(), p);
                             }
@@ -1021,7 +1026,6 @@ impl<'s> Reader<'s> {
             health_check: None,
         };
         let mut ok = true;
-        let mut hash_key_span = None;
         for (k, val) in t.iter() {
             match k.get_ref().as_ref() {
                 "targets" => match self.pool_targets(val, &section) {
@@ -1032,35 +1036,21 @@ impl<'s> Reader<'s> {
                     Some(s) => p.selection = s,
                     None => ok = false,
                 },
-                "hash_key" => {
-                    hash_key_span = Some(val.span());
-                    match self.string(val, "hash_key", None) {
-                        Some(s) => match parse_hash_key(&s) {
-                            Some(h) => p.hash_key = h,
-                            None => {
-                                self.bad(val, None, format!("`hash_key` = \"{s}\" is not \"client_ip\", \"header:NAME\" or \"cookie:NAME\""));
-                                ok = false;
-                            }
-                        },
-                        None => ok = false,
-                    }
-                }
+                "hash_key" => match self.string(val, "hash_key", None) {
+                    Some(s) => match parse_hash_key(&s) {
+                        Some(h) => p.hash_key = h,
+                        None => {
+                            self.bad(val, None, format!("`hash_key` = \"{s}\" is not \"client_ip\", \"header:NAME\" or \"cookie:NAME\""));
+                            ok = false;
+                        }
+                    },
+                    None => ok = false,
+                },
                 "health_check" => match self.health_check(val, None) {
                     Some(h) => p.health_check = Some(h),
                     None => ok = false,
                 },
                 _ => self.unknown(k, POOL_KEYS, None, &section),
-            }
-        }
-        if let (Some(span), false) = (hash_key_span, p.selection == Selection::Hash) {
-            if ok {
-                self.push(
-                    "bad_value",
-                    span,
-                    None,
-                    format!("{section}: `hash_key` only applies with selection = \"hash\""),
-                );
-                ok = false;
             }
         }
         if ok && p.targets.is_empty() {
@@ -1543,7 +1533,7 @@ impl<'s> Reader<'s> {
     fn cross_check(&mut self, cfg: &mut Config) {
         // Pool references: every name must exist.
         for (name, span, rule) in std::mem::take(&mut self.pool_refs) {
-            if !cfg.pools.contains_key(&name) {
+            if !self.pool_names.contains(&name) {
                 let known: Vec<&str> = cfg.pools.keys().map(String::as_str).collect();
                 let hint = if known.is_empty() {
                     "there is no [pools.*] section; add one".to_string()

@@ -9,10 +9,11 @@
 //! not followed. `duplicate_rule` and `shadowed` are found while compiling,
 //! where the rule chains are built.
 
-use super::{RuleSet, Span, ABSOLUTE, APEX_OK, NONE, POOL, TEMPLATE, TIMED};
-use crate::config::Scheme;
+use super::{RuleSet, Span, ABSOLUTE, APEX_OK, NONE, POOL, PRESERVE_METHOD, TEMPLATE, TIMED};
+use crate::config::{methods, Scheme};
 use crate::location::Piece;
 use crate::problem::Problem;
+use std::borrow::Cow;
 
 const MAX_REPORTS: usize = 1000;
 
@@ -98,9 +99,12 @@ fn target_of<'s>(
     }
     let (host, wildcard) = hosts[r.tier as usize];
     // For `*.x` the source host is unknown; for `.x` it may be the apex.
-    let src_host = match (host, wildcard) {
-        (Some(h), false) => Some(h),
-        (Some(h), true) if r.flags & APEX_OK != 0 => Some(h),
+    // `*.x` stands for any subdomain: a label no configuration names
+    // represents them.
+    let src_host: Option<Cow<'_, str>> = match (host, wildcard) {
+        (Some(h), false) => Some(Cow::Borrowed(h)),
+        (Some(h), true) if r.flags & APEX_OK != 0 => Some(Cow::Borrowed(h)),
+        (Some(h), true) => Some(Cow::Owned(format!("_.{h}"))),
         _ => None,
     };
     let text: String = if r.flags & TEMPLATE != 0 {
@@ -109,7 +113,7 @@ fn target_of<'s>(
         for p in &t.path {
             match p {
                 Piece::Lit(l) => s.push_str(l),
-                Piece::Host => s.push_str(src_host?),
+                Piece::Host => s.push_str(src_host.as_deref()?),
                 Piece::Path | Piece::Group(_) => return None,
             }
         }
@@ -144,9 +148,26 @@ fn target_of<'s>(
     } else {
         Some((
             src_scheme,
-            src_host.map(str::to_string),
+            src_host.map(Cow::into_owned),
             cut(&text).into_bytes(),
         ))
+    }
+}
+
+/// The method a client sends when it follows rule `i`: GET when the rule
+/// takes GET; otherwise the rule's first method, kept by 307/308 and by the
+/// method-preserving upgrade, turned into GET by 303 and by 301/302 without it.
+fn follow_method(set: &RuleSet, i: usize) -> &'static str {
+    let r = &set.rules[i];
+    let get = methods::bit("GET").unwrap_or(1);
+    if r.methods == 0 || r.methods & get != 0 {
+        return "GET";
+    }
+    let first = methods::names(r.methods).first().copied().unwrap_or("GET");
+    match r.status {
+        303 => "GET",
+        301 | 302 if r.flags & PRESERVE_METHOD == 0 => "GET",
+        _ => first,
     }
 }
 
@@ -156,7 +177,7 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
     let mut next = vec![NONE; n];
     for (i, slot) in next.iter_mut().enumerate() {
         if let Some((scheme, host, path)) = target_of(set, i, &hosts) {
-            if let Some(j) = set.follow(scheme, host.as_deref(), &path) {
+            if let Some(j) = set.follow(follow_method(set, i), scheme, host.as_deref(), &path) {
                 *slot = j;
             }
         }

@@ -749,7 +749,13 @@ impl RuleSet {
 
     /// The rule that would answer a GET of `url` (absolute, or relative to the
     /// given scheme and host), ignoring time windows; for lint.
-    fn follow(&self, scheme: Option<Scheme>, host: Option<&str>, path: &[u8]) -> Option<u32> {
+    fn follow(
+        &self,
+        method: &str,
+        scheme: Option<Scheme>,
+        host: Option<&str>,
+        path: &[u8],
+    ) -> Option<u32> {
         let host = match host.map(normalize_host) {
             Some(Ok(h)) => h,
             _ => None,
@@ -761,7 +767,7 @@ impl RuleSet {
             path,
             key,
             key_lc: None,
-            method: crate::config::methods::bit("GET").unwrap_or(0),
+            method: crate::config::methods::bit(method).unwrap_or(0),
             scheme: scheme.map_or(0, scheme_code),
             now: None,
         };
@@ -865,6 +871,8 @@ struct Compiler {
     regex: Vec<Option<RegexTierBuilder>>,
     regex_ci: Vec<bool>,
     regex_seen: HashMap<RegexSignature, u32>,
+    /// (tier, pattern, case flag) → the first such regex rule without conditions.
+    regex_unconditional: HashMap<(u32, String, u16), u32>,
     shadow_reports: usize,
     shadow_more: usize,
 }
@@ -906,6 +914,7 @@ pub fn compile(cfg: &Config) -> (RuleSet, Vec<Problem>) {
         regex: vec![None],
         regex_ci: vec![false],
         regex_seen: HashMap::new(),
+        regex_unconditional: HashMap::new(),
         shadow_reports: 0,
         shadow_more: 0,
     };
@@ -1288,6 +1297,17 @@ impl Compiler {
                     );
                     return;
                 }
+                let unconditional = rule.methods == 0 && rule.scheme == 0 && !timed;
+                let plain = (tier, n.path.to_string(), flags & CASE_INSENSITIVE);
+                match self.regex_unconditional.get(&plain) {
+                    Some(&by) if self.set.rules[by as usize].flags & APEX_OK >= flags & APEX_OK => {
+                        self.report_shadowed(by, &n)
+                    }
+                    _ if unconditional => {
+                        self.regex_unconditional.insert(plain, index);
+                    }
+                    _ => {}
+                }
                 self.regex_seen.insert(sig, index);
                 self.set.rules.push(rule);
                 if n.case_insensitive {
@@ -1318,6 +1338,21 @@ impl Compiler {
                     self.set.counts.prefix += 1;
                 }
             }
+        }
+    }
+
+    fn report_shadowed(&mut self, by: u32, n: &NewRule<'_>) {
+        if self.shadow_reports < MAX_REPORTS {
+            self.shadow_reports += 1;
+            let by = self.set.rule(by);
+            let msg = format!(
+                "can never match: rule \"{}\" at {} has the same host and path and no condition, so it always wins; move this rule before it or remove it",
+                by.id(),
+                by.place()
+            );
+            self.problem(Problem::warning("shadowed", msg), n);
+        } else {
+            self.shadow_more += 1;
         }
     }
 
@@ -1412,18 +1447,7 @@ impl Compiler {
                 self.set.rules.push(rule);
                 self.set.rules[cur as usize].next = index;
                 if let Some(by) = shadow_by {
-                    if self.shadow_reports < MAX_REPORTS {
-                        self.shadow_reports += 1;
-                        let by = self.set.rule(by);
-                        let msg = format!(
-                            "can never match: rule \"{}\" at {} has the same host and path and no condition, so it always wins; move this rule before it or remove it",
-                            by.id(),
-                            by.place()
-                        );
-                        self.problem(Problem::warning("shadowed", msg), n);
-                    } else {
-                        self.shadow_more += 1;
-                    }
+                    self.report_shadowed(by, n);
                 }
                 true
             }
