@@ -56,12 +56,17 @@
 //! }
 //! ```
 
+pub mod admin;
 pub mod config;
 pub mod explain;
 pub mod location;
 pub mod matcher;
+pub mod plugin;
+pub mod pool;
 pub mod problem;
+pub mod proxy;
 pub mod rules;
+pub mod serve;
 
 /// Current Unix time in seconds.
 pub fn unix_now() -> i64 {

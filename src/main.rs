@@ -1,4 +1,4 @@
-//! The `pingora-redirect` command line: `check` and `explain`.
+//! The `pingora-redirect` command line: `serve`, `check` and `explain`.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use pingora_redirect::explain::{explain_json, explain_text, split_url};
@@ -26,6 +26,18 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the front proxy.
+    Serve {
+        /// The configuration file.
+        #[arg(short = 'c', long = "conf")]
+        conf: PathBuf,
+        /// Take the listening sockets over from a running instance.
+        #[arg(short = 'u', long)]
+        upgrade: bool,
+        /// Detach and run in the background.
+        #[arg(short = 'd', long)]
+        daemon: bool,
+    },
     /// Load, compile and lint a configuration; exit 0 when it would load.
     Check {
         /// The configuration file.
@@ -64,6 +76,7 @@ fn load(conf: &std::path::Path) -> Result<Loaded, Problem> {
 }
 
 const USAGE: &str = "Usage:
+  pingora-redirect serve   -c FILE [--upgrade] [--daemon]
   pingora-redirect check   -c FILE [--format text|json] [--strict]
   pingora-redirect explain -c FILE [--method M] [--header 'Name: value']... [--format text|json] URL";
 
@@ -93,6 +106,11 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Serve {
+            conf,
+            upgrade,
+            daemon,
+        } => serve(&conf, upgrade, daemon),
         Command::Check {
             conf,
             format,
@@ -105,6 +123,30 @@ fn main() -> ExitCode {
             format,
             url,
         } => explain(&conf, &method, &headers, format, &url),
+    }
+}
+
+fn serve(conf: &std::path::Path, upgrade: bool, daemon: bool) -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let loaded = match load(conf) {
+        Ok(l) => l,
+        Err(p) => {
+            eprintln!("{p}");
+            return ExitCode::from(2);
+        }
+    };
+    print_problems(&loaded.problems);
+    let Some(rules) = loaded.rules else {
+        eprintln!("{}: does not load; not starting", conf.display());
+        return ExitCode::from(1);
+    };
+    let opts = pingora_redirect::serve::ServeOptions { upgrade, daemon };
+    match pingora_redirect::serve::run(loaded.config, rules, opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

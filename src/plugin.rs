@@ -1,0 +1,407 @@
+//! The Pingora-facing piece: answer redirects from any `ProxyHttp`.
+//!
+//! [`RedirectPlugin::respond`] turns a Pingora [`Session`] into a
+//! [`RequestView`], asks the compiled rules, and when they answer writes the
+//! whole response itself (SPEC §6): framed with `Content-Length`, exactly one
+//! `Location`, `Cache-Control`, the rule's headers and a short HTML body (none
+//! for HEAD, on HTTP/1.1 and HTTP/2), keep-alive kept for requests without a
+//! body, a small body drained first and a larger one answered with
+//! `Connection: close` so it is never read as the next request. Bad requests
+//! get a 400 or 414 with the reason. It returns `Ok(true)` when it responded:
+//!
+//! ```ignore
+//! async fn request_filter(&self, session: &mut Session, _ctx: &mut Self::CTX) -> pingora::Result<bool> {
+//!     if self.redirects.respond(session).await? {
+//!         return Ok(true);
+//!     }
+//!     Ok(false) // not a redirect: proxy it
+//! }
+//! ```
+//!
+//! The rules sit behind an [`ArcSwap`], so a reload swaps them while requests
+//! in flight finish on the set they started with.
+
+use crate::config::{Config, HashKey, Scheme};
+use crate::location;
+use crate::pool::Pool;
+use crate::rules::{Decision, RequestView, RuleSet};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use ipnet::IpNet;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Request bodies up to this size are read and dropped so the connection can
+/// be kept; larger (or unsized) ones close it after the response.
+pub const DRAIN_LIMIT: u64 = 64 * 1024;
+/// How long draining a small body may take.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything a request needs, swapped as one on reload.
+pub struct Engine {
+    pub rules: RuleSet,
+    /// Pools in the order of `rules.pools()`.
+    pub pools: Vec<Arc<Pool>>,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Engine {
+    /// Builds the engine of a loaded configuration.
+    pub fn new(rules: RuleSet, config: &Config) -> Self {
+        let pools = rules
+            .pools()
+            .iter()
+            .filter_map(|p| config.pools.get(&p.name))
+            .map(|p| Arc::new(Pool::new(p)))
+            .collect();
+        Engine {
+            rules,
+            pools,
+            trusted_proxies: config.server.trusted_proxies.clone(),
+        }
+    }
+
+    /// The runtime pool named `name`.
+    pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+}
+
+/// What [`RedirectPlugin::handle`] did with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// A redirect was sent: the rule's metrics label and the status.
+    Redirect { rule: String, status: u16 },
+    /// A pool rule found no healthy target: 503 was sent.
+    PoolUnavailable { rule: String },
+    /// 400 or 414 was sent.
+    BadRequest { status: u16 },
+    /// No rule applies: the caller goes on (proxy or 404).
+    Pass,
+}
+
+/// The redirect plugin: one call from `request_filter`.
+#[derive(Clone)]
+pub struct RedirectPlugin {
+    engine: Arc<ArcSwap<Engine>>,
+}
+
+/// Parts of the request the rules need, read from the session.
+struct Parts {
+    method: String,
+    scheme: Scheme,
+    host: Option<String>,
+    path: Vec<u8>,
+    query: Option<Vec<u8>>,
+    client: Option<IpAddr>,
+}
+
+impl RedirectPlugin {
+    /// A plugin over a shared, swappable engine.
+    pub fn new(engine: Arc<ArcSwap<Engine>>) -> Self {
+        RedirectPlugin { engine }
+    }
+
+    /// A plugin over a fixed engine.
+    pub fn from_engine(engine: Engine) -> Self {
+        Self::new(Arc::new(ArcSwap::from_pointee(engine)))
+    }
+
+    /// The shared engine (to swap it on reload).
+    pub fn engine(&self) -> &Arc<ArcSwap<Engine>> {
+        &self.engine
+    }
+
+    /// Answers the request when a rule applies (or it is malformed);
+    /// `Ok(true)` means a response was written and the caller must stop.
+    pub async fn respond(&self, session: &mut Session) -> pingora::Result<bool> {
+        Ok(self.handle(session).await? != Handled::Pass)
+    }
+
+    /// Like [`respond`](Self::respond), saying what was done.
+    pub async fn handle(&self, session: &mut Session) -> pingora::Result<Handled> {
+        let engine = self.engine.load();
+        let parts = match read_parts(session, &engine.trusted_proxies) {
+            Ok(p) => p,
+            Err(reason) => {
+                write_error(session, 400, &reason).await?;
+                return Ok(Handled::BadRequest { status: 400 });
+            }
+        };
+        let view = RequestView {
+            method: &parts.method,
+            scheme: parts.scheme,
+            host: parts.host.as_deref(),
+            path: &parts.path,
+            query: parts.query.as_deref(),
+            client: parts.client,
+            now: crate::unix_now(),
+        };
+        match engine.rules.decide(&view) {
+            Decision::NoMatch => Ok(Handled::Pass),
+            Decision::BadRequest(b) => {
+                write_error(session, b.status, &b.reason).await?;
+                Ok(Handled::BadRequest { status: b.status })
+            }
+            Decision::Redirect(r) => {
+                let rule = r.rule.metric_label().into_owned();
+                write_redirect(
+                    session,
+                    r.status,
+                    &r.location,
+                    r.cache_control,
+                    r.retry_after,
+                    r.headers,
+                )
+                .await?;
+                Ok(Handled::Redirect {
+                    rule,
+                    status: r.status,
+                })
+            }
+            Decision::Pool(p) => {
+                let rule = p.rule.metric_label().into_owned();
+                let Some(pool) = engine.pool(&p.pool.name) else {
+                    return Ok(Handled::Pass);
+                };
+                let key = hash_key(session, &pool.hash_key, parts.client);
+                match pool.select(&key) {
+                    Some(target) => {
+                        let loc = p.location_for(&target.base);
+                        write_redirect(
+                            session,
+                            p.status,
+                            &loc,
+                            p.cache_control,
+                            p.retry_after,
+                            p.headers,
+                        )
+                        .await?;
+                        Ok(Handled::Redirect {
+                            rule,
+                            status: p.status,
+                        })
+                    }
+                    None => {
+                        write_unavailable(session, p.retry_after.unwrap_or(60)).await?;
+                        Ok(Handled::PoolUnavailable { rule })
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The bytes a pool with `selection = "hash"` hashes: the client IP, a
+/// header or a cookie (the client IP when the header or cookie is absent).
+pub fn hash_key(session: &Session, key: &HashKey, client: Option<IpAddr>) -> Vec<u8> {
+    let ip = || {
+        client
+            .map(|c| c.to_string().into_bytes())
+            .unwrap_or_default()
+    };
+    let headers = &session.req_header().headers;
+    match key {
+        HashKey::ClientIp => ip(),
+        HashKey::Header(name) => headers
+            .get(name.as_str())
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_else(ip),
+        HashKey::Cookie(name) => headers
+            .get_all("cookie")
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+            .filter_map(|kv| {
+                let kv = kv.trim_ascii();
+                let eq = kv.iter().position(|b| *b == b'=')?;
+                (&kv[..eq] == name.as_bytes()).then(|| kv[eq + 1..].to_vec())
+            })
+            .next()
+            .unwrap_or_else(ip),
+    }
+}
+
+/// Is `ip` one of the trusted proxies?
+fn trusted(ip: Option<IpAddr>, nets: &[IpNet]) -> bool {
+    ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip)))
+}
+
+fn read_parts(session: &Session, trusted_proxies: &[IpNet]) -> Result<Parts, String> {
+    let req = session.req_header();
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let from_proxy = trusted(peer, trusted_proxies);
+
+    // Host: absolute-form authority or :authority, else the Host header.
+    let hosts: Vec<_> = req.headers.get_all(http::header::HOST).iter().collect();
+    if hosts.len() > 1 {
+        return Err("more than one Host header".into());
+    }
+    let host = match req.uri.authority() {
+        Some(a) => Some(a.as_str().to_string()),
+        None => match hosts.first() {
+            Some(h) => Some(
+                h.to_str()
+                    .map_err(|_| "malformed Host: not ASCII".to_string())?
+                    .to_string(),
+            ),
+            None if req.version == http::Version::HTTP_10
+                || req.version == http::Version::HTTP_09 =>
+            {
+                None
+            }
+            None => return Err("the request has no Host".into()),
+        },
+    };
+
+    // Scheme: the connection's (no TLS here), or a trusted proxy's word.
+    let mut scheme = Scheme::Http;
+    let mut client = peer;
+    if from_proxy {
+        if let Some(p) = req
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+        {
+            match p
+                .split(',')
+                .next()
+                .map(|s| s.trim().to_ascii_lowercase())
+                .as_deref()
+            {
+                Some("https") => scheme = Scheme::Https,
+                Some("http") => scheme = Scheme::Http,
+                _ => {}
+            }
+        }
+        // The client is the right-most address that is not a trusted proxy.
+        let forwarded: Vec<IpAddr> = req
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        if let Some(ip) = forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted(Some(**ip), trusted_proxies))
+        {
+            client = Some(*ip);
+        }
+    }
+
+    let path = req.uri.path().as_bytes().to_vec();
+    let query = req.uri.query().map(|q| q.as_bytes().to_vec());
+    Ok(Parts {
+        method: req.method.as_str().to_string(),
+        scheme,
+        host,
+        path,
+        query,
+        client,
+    })
+}
+
+/// Reads and drops a small request body so the connection can be kept;
+/// returns whether keep-alive is safe.
+async fn settle_body(session: &mut Session) -> bool {
+    if session.is_http2() || session.is_body_empty() {
+        return true;
+    }
+    let len = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match len {
+        Some(n) if n <= DRAIN_LIMIT => {
+            session.set_total_drain_timeout(Some(DRAIN_TIMEOUT));
+            session.drain_request_body().await.is_ok()
+        }
+        _ => false,
+    }
+}
+
+async fn finish_response(
+    session: &mut Session,
+    mut resp: ResponseHeader,
+    body: Bytes,
+) -> pingora::Result<()> {
+    let keep = settle_body(session).await;
+    if !keep {
+        session.set_keepalive(None);
+    }
+    resp.set_content_length(body.len())?;
+    let head = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(resp), head).await?;
+    if !head {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// Writes a redirect (SPEC §6).
+pub async fn write_redirect(
+    session: &mut Session,
+    status: u16,
+    location: &str,
+    cache_control: &str,
+    retry_after: Option<u32>,
+    headers: &[(Box<str>, Box<str>)],
+) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(6 + headers.len()))?;
+    resp.insert_header("Location", location)?;
+    resp.insert_header("Content-Type", "text/html; charset=utf-8")?;
+    resp.insert_header("Cache-Control", cache_control)?;
+    if let Some(s) = retry_after {
+        resp.insert_header("Retry-After", s.to_string())?;
+    }
+    for (k, v) in headers {
+        resp.append_header(k.to_string(), v.as_ref())?;
+    }
+    finish_response(
+        session,
+        resp,
+        Bytes::from(location::html_body(status, location)),
+    )
+    .await
+}
+
+/// Writes a short plain-text error (400, 404, 414, 502, 503) with its reason.
+pub async fn write_error(session: &mut Session, status: u16, reason: &str) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    resp.insert_header("Cache-Control", "no-store")?;
+    let title = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let body = format!("{status} {title}: {reason}\n");
+    if status == 400 || status == 414 {
+        // The request was not understood: do not trust what follows it.
+        session.set_keepalive(None);
+    }
+    finish_response(session, resp, Bytes::from(body)).await
+}
+
+/// 503 with `Retry-After`: a pool has no healthy target.
+pub async fn write_unavailable(session: &mut Session, retry_after: u32) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(503, Some(4))?;
+    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    resp.insert_header("Cache-Control", "no-store")?;
+    resp.insert_header("Retry-After", retry_after.to_string())?;
+    finish_response(
+        session,
+        resp,
+        Bytes::from_static(b"503 Service Unavailable: no healthy target\n"),
+    )
+    .await
+}

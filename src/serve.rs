@@ -1,0 +1,106 @@
+//! `serve`: the front proxy on Pingora.
+//!
+//! Builds Pingora's server from `[server]` (threads, grace period, upgrade
+//! socket, pid file), the traffic service (every `listen` address, optional
+//! h2c), the upstream health checks as a background service, and the admin
+//! service, then runs until a signal: SIGINT exits at once, SIGTERM drains for
+//! `grace_period`, SIGQUIT hands the listeners to a `serve --upgrade`.
+
+use crate::admin::AdminApp;
+use crate::config::Config;
+use crate::plugin::{Engine, RedirectPlugin};
+use crate::proxy::{FrontProxy, HealthService, Upstream};
+use crate::rules::RuleSet;
+use pingora::apps::HttpServerOptions;
+use pingora::proxy::ProxyServiceBuilder;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::listening::Service;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// How `serve` was asked to start.
+pub struct ServeOptions {
+    pub upgrade: bool,
+    pub daemon: bool,
+}
+
+/// Pingora's own settings from `[server]`.
+pub fn server_conf(cfg: &Config, daemon: bool) -> ServerConf {
+    let s = &cfg.server;
+    let mut conf = ServerConf {
+        threads: s.threads,
+        daemon,
+        ..ServerConf::default()
+    };
+    let grace = s.grace_period.as_secs_f64().ceil() as u64;
+    conf.grace_period_seconds = Some(grace);
+    conf.graceful_shutdown_timeout_seconds = Some(grace.max(1));
+    conf.upgrade_sock = s.upgrade_sock.display().to_string();
+    conf.pid_file = s.pid_file.display().to_string();
+    conf
+}
+
+/// Runs the front proxy; returns only on a startup error.
+pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String> {
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, opts.daemon));
+    server.bootstrap();
+
+    let count = rules.len();
+    let engine = Engine::new(rules, &cfg);
+    let plugin = RedirectPlugin::from_engine(engine);
+
+    let mut upstream = None;
+    if let Some(u) = &cfg.upstream {
+        let (lb, health) = Upstream::new(u).map_err(|e| format!("[upstream]: {e}"))?;
+        match health {
+            Some(HealthService::RoundRobin(s)) => {
+                server.add_service(s);
+            }
+            Some(HealthService::Random(s)) => {
+                server.add_service(s);
+            }
+            Some(HealthService::Hash(s)) => {
+                server.add_service(s);
+            }
+            None => {}
+        }
+        upstream = Some(lb);
+    }
+
+    let mut options = HttpServerOptions::default();
+    options.h2c = cfg.server.h2c;
+    let mut proxy =
+        ProxyServiceBuilder::new(&server.configuration, FrontProxy { plugin, upstream })
+            .name("pingora-redirect")
+            .server_options(options)
+            .build();
+    for addr in &cfg.server.listen {
+        proxy.add_tcp(&addr.to_string());
+    }
+    server.add_service(proxy);
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut admin = Service::new(
+        "pingora-redirect admin".to_string(),
+        AdminApp {
+            ready: ready.clone(),
+        },
+    );
+    admin.add_tcp(&cfg.server.admin.to_string());
+    server.add_service(admin);
+
+    ready.store(true, Ordering::Release);
+    log::info!(
+        "serving {} rules on {:?}, admin on {}",
+        count,
+        cfg.server.listen,
+        cfg.server.admin
+    );
+    server.run_forever()
+}
