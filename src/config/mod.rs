@@ -1441,14 +1441,24 @@ impl<'s> Reader<'s> {
             }
             _ => {}
         }
-        if let (Some(span), false) = (keep_suffix_span, rule.kind == PathKind::Prefix) {
-            self.push(
-                "bad_value",
-                span,
-                rid,
-                "`keep_suffix` applies to `prefix` rules only".into(),
-            );
-            ok = false;
+        if let Some(span) = keep_suffix_span {
+            let uses_path = rule.to.as_deref().is_some_and(|t| t.contains("${path}"));
+            let problem = if rule.kind != PathKind::Prefix {
+                Some("`keep_suffix` applies to `prefix` rules only")
+            } else if rule.pool.is_some() {
+                Some("a pool rule always keeps the whole request path; remove `keep_suffix`")
+            } else if uses_path && rule.keep_suffix {
+                Some("`${path}` already holds the whole path; with `keep_suffix = true` the suffix would be added twice")
+            } else {
+                None
+            };
+            if let Some(msg) = problem {
+                self.push("bad_value", span, rid, msg.into());
+                ok = false;
+            }
+        } else if rule.to.as_deref().is_some_and(|t| t.contains("${path}")) {
+            // `${path}` holds the whole path: by default do not add the suffix again.
+            rule.keep_suffix = false;
         }
         if let (Some(from), Some(until)) = (rule.active_from, rule.active_until) {
             if until <= from {

@@ -121,11 +121,6 @@ fn target_of<'s>(
     } else {
         set.span(Span { ..r.target }).to_string()
     };
-    let src_scheme = match r.scheme {
-        1 => Some(Scheme::Http),
-        2 => Some(Scheme::Https),
-        _ => None,
-    };
     let cut = |s: &str| s[..s.find(['?', '#']).unwrap_or(s.len())].to_string();
     if r.flags & ABSOLUTE != 0 {
         let (scheme, rest) = if let Some(rest) = text.strip_prefix("https://") {
@@ -146,11 +141,7 @@ fn target_of<'s>(
             path.into_bytes(),
         ))
     } else {
-        Some((
-            src_scheme,
-            src_host.map(Cow::into_owned),
-            cut(&text).into_bytes(),
-        ))
+        Some((None, src_host.map(Cow::into_owned), cut(&text).into_bytes()))
     }
 }
 
@@ -171,24 +162,58 @@ fn follow_method(set: &RuleSet, i: usize) -> &'static str {
     }
 }
 
+/// A node of the follow graph: a rule and the scheme of the request it
+/// answers (even: http, odd: https). A relative target keeps the scheme, so a
+/// rule without a `scheme` condition is two nodes.
+fn node(rule: u32, scheme: Scheme) -> u32 {
+    rule * 2 + u32::from(scheme == Scheme::Https)
+}
+
+fn node_scheme(n: u32) -> Scheme {
+    if n % 2 == 1 {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    }
+}
+
 fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
     let n = set.rules.len();
     let hosts = tier_hosts(set);
-    let mut next = vec![NONE; n];
-    for (i, slot) in next.iter_mut().enumerate() {
-        if let Some((scheme, host, path)) = target_of(set, i, &hosts) {
-            if let Some(j) = set.follow(follow_method(set, i), scheme, host.as_deref(), &path) {
-                *slot = j;
+    let mut next = vec![NONE; 2 * n];
+    let mut valid = vec![false; 2 * n];
+    for i in 0..n {
+        let r = &set.rules[i];
+        let target = target_of(set, i, &hosts);
+        for scheme in [Scheme::Http, Scheme::Https] {
+            let code = if scheme == Scheme::Https { 2 } else { 1 };
+            if r.scheme != 0 && r.scheme != code {
+                continue;
+            }
+            let me = node(i as u32, scheme) as usize;
+            valid[me] = true;
+            if let Some((abs, host, path)) = &target {
+                let to_scheme = abs.unwrap_or(scheme);
+                if let Some(j) = set.follow(
+                    follow_method(set, i),
+                    Some(to_scheme),
+                    host.as_deref(),
+                    path,
+                ) {
+                    next[me] = node(j, to_scheme);
+                }
             }
         }
     }
     // Cycles in a graph with out-degree ≤ 1.
-    let mut state = vec![0u8; n];
-    let mut in_cycle = vec![false; n];
+    let m = 2 * n;
+    let mut state = vec![0u8; m];
+    let mut in_cycle = vec![false; m];
+    let mut reported = std::collections::HashSet::new();
     let mut stack = Vec::new();
     let mut loops = 0usize;
-    for start in 0..n {
-        if state[start] != 0 {
+    for start in 0..m {
+        if state[start] != 0 || !valid[start] {
             continue;
         }
         stack.clear();
@@ -204,29 +229,29 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
             for &x in cycle {
                 in_cycle[x as usize] = true;
             }
-            let first = *cycle.iter().min().unwrap_or(&cur);
-            let k = cycle.iter().position(|&x| x == first).unwrap_or(0);
-            let mut names: Vec<String> = cycle[k..]
-                .iter()
-                .chain(&cycle[..k])
-                .map(|&x| describe(set, x))
-                .collect();
-            names.push(describe(set, first));
-            let msg = if cycle.len() == 1 {
-                format!(
-                    "the rule's target falls under the rule itself, so it redirects forever: {}; point it outside its own path (or add a condition)",
-                    names.join(" → ")
-                )
-            } else {
-                format!(
-                    "following the rules comes back here: {}; change one of these targets",
-                    names.join(" → ")
-                )
-            };
-            if loops < MAX_REPORTS {
-                out.push(at(set, first, Problem::error("loop", msg)));
+            let first = *cycle.iter().min_by_key(|x| **x / 2).unwrap_or(&cur);
+            if reported.insert(first / 2) {
+                let k = cycle.iter().position(|&x| x == first).unwrap_or(0);
+                let mut names: Vec<String> = cycle[k..]
+                    .iter()
+                    .chain(&cycle[..k])
+                    .map(|&x| describe(set, x / 2))
+                    .collect();
+                names.push(describe(set, first / 2));
+                let via = node_scheme(first).as_str();
+                let msg = if cycle.len() == 1 {
+                    format!(
+                        "the rule's target falls under the rule itself, so it redirects forever ({via}): {}; point it outside its own path (or add a condition)",
+                        names.join(" → ")
+                    )
+                } else {
+                    format!("following the rules comes back here ({via}): {}; change one of these targets", names.join(" → "))
+                };
+                if loops < MAX_REPORTS {
+                    out.push(at(set, first / 2, Problem::error("loop", msg)));
+                }
+                loops += 1;
             }
-            loops += 1;
         }
         for &x in &stack {
             state[x as usize] = 2;
@@ -243,14 +268,19 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
     }
     // Chains: a rule whose target another rule redirects again.
     let mut chains = 0usize;
-    for i in 0..n {
-        let j = next[i];
-        if j == NONE || in_cycle[i] || in_cycle[j as usize] {
+    for i in 0..n as u32 {
+        let Some(start) = [node(i, Scheme::Http), node(i, Scheme::Https)]
+            .into_iter()
+            .find(|&x| {
+                let j = next[x as usize];
+                valid[x as usize] && j != NONE && !in_cycle[x as usize] && !in_cycle[j as usize]
+            })
+        else {
             continue;
-        }
+        };
         if chains < MAX_REPORTS {
-            let mut path = vec![i as u32, j];
-            let mut cur = j;
+            let mut path = vec![start, next[start as usize]];
+            let mut cur = next[start as usize];
             while next[cur as usize] != NONE
                 && path.len() < 16
                 && !in_cycle[next[cur as usize] as usize]
@@ -258,15 +288,15 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
                 cur = next[cur as usize];
                 path.push(cur);
             }
-            let names: Vec<String> = path.iter().map(|&x| describe(set, x)).collect();
-            let last = set.rule(cur);
+            let names: Vec<String> = path.iter().map(|&x| describe(set, x / 2)).collect();
+            let last = set.rule(cur / 2);
             let msg = format!(
                 "redirect chain {}: clients make {} round trips; point this rule straight at the target of \"{}\"",
                 names.join(" → "),
                 path.len(),
                 last.id()
             );
-            out.push(at(set, i as u32, Problem::warning("chain", msg)));
+            out.push(at(set, i, Problem::warning("chain", msg)));
         }
         chains += 1;
     }

@@ -847,6 +847,8 @@ struct NewRule<'a> {
     status: u16,
     query: QueryMode,
     keep_suffix: bool,
+    /// List rows: the target is a literal URL (no variables).
+    literal_target: bool,
     preserve_method: bool,
     methods: u16,
     scheme: Option<Scheme>,
@@ -1018,6 +1020,7 @@ impl Compiler {
             status: r.status.unwrap_or(d.status),
             query: r.query.unwrap_or(d.query),
             keep_suffix: r.keep_suffix,
+            literal_target: false,
             preserve_method: r.preserve_method.unwrap_or(d.preserve_method),
             methods: r.methods,
             scheme: r.scheme,
@@ -1058,6 +1061,7 @@ impl Compiler {
                     QueryMode::Drop
                 },
                 keep_suffix: row.preserve_suffix,
+                literal_target: true,
                 preserve_method,
                 methods: 0,
                 scheme: row.scheme,
@@ -1143,6 +1147,13 @@ impl Compiler {
             }
             target = self.push_str(pool);
         } else if let Some(to) = n.to {
+            if n.literal_target && to.contains("${") {
+                self.problem(
+                    Problem::error("bad_target", "a list target is a literal URL; variables such as `${path}` belong in `[[redirect]]` rules"),
+                    &n,
+                );
+                return;
+            }
             let groups: &dyn location::Groups = match &regex {
                 Some(re) => re,
                 None => &NoGroups,
@@ -1509,5 +1520,54 @@ mod tests {
             s.decide(&get("GET", "a.example", "/docsx")),
             Decision::NoMatch
         ));
+    }
+
+    fn codes(src: &str) -> Vec<(&'static str, Option<String>)> {
+        let (cfg, mut p) = crate::config::parse(src, Path::new("t.toml"));
+        if !p.iter().any(|p| p.is_error()) {
+            let (set, more) = compile(&cfg);
+            p.extend(more);
+            p.extend(lint::lint(&set, 0));
+        }
+        p.into_iter().map(|p| (p.code, p.rule)).collect()
+    }
+
+    #[test]
+    fn loop_through_a_scheme_condition_is_found() {
+        let p = codes(
+            "[[redirect]]\nid = \"a\"\npath = \"/a\"\nto = \"/b\"\n\n[[redirect]]\nid = \"b\"\npath = \"/b\"\nscheme = \"http\"\nto = \"/a\"\n",
+        );
+        assert_eq!(p, vec![("loop", Some("a".to_string()))]);
+    }
+
+    #[test]
+    fn http_to_https_pair_is_not_a_loop_but_a_bounce_back_is() {
+        let ok = codes("[[redirect]]\nid = \"up\"\nhost = \"x.example\"\nscheme = \"http\"\nprefix = \"/\"\nto = \"https://x.example\"\n");
+        assert!(ok.is_empty(), "{ok:?}");
+        let bad = codes(
+            "[[redirect]]\nid = \"up\"\nhost = \"x.example\"\nscheme = \"http\"\nprefix = \"/\"\nto = \"https://x.example\"\n\n[[redirect]]\nid = \"down\"\nhost = \"x.example\"\nscheme = \"https\"\nprefix = \"/\"\nto = \"http://x.example\"\n",
+        );
+        assert_eq!(bad, vec![("loop", Some("up".to_string()))]);
+    }
+
+    #[test]
+    fn path_variable_does_not_add_the_suffix_twice() {
+        let s = set(
+            "[[redirect]]\nid = \"p\"\nprefix = \"/pv\"\nto = \"https://n.example/x${path}\"\n",
+        );
+        match s.decide(&get("GET", "a.example", "/pv/1")) {
+            Decision::Redirect(r) => assert_eq!(r.location, "https://n.example/x/pv/1"),
+            d => panic!("{d:?}"),
+        }
+        let p = codes("[[redirect]]\nid = \"p\"\nprefix = \"/pv\"\nkeep_suffix = true\nto = \"https://n.example/x${path}\"\n");
+        assert_eq!(p, vec![("bad_value", Some("p".to_string()))]);
+    }
+
+    #[test]
+    fn keep_suffix_on_a_pool_rule_is_refused() {
+        let p = codes(
+            "[pools.b]\ntargets = [\"https://b.example\"]\n\n[[redirect]]\nid = \"p\"\nprefix = \"/d\"\nkeep_suffix = false\npool = \"b\"\n",
+        );
+        assert_eq!(p, vec![("bad_value", Some("p".to_string()))]);
     }
 }
