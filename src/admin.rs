@@ -14,6 +14,9 @@ use std::sync::Arc;
 pub struct AdminApp {
     /// Set once the rules are loaded.
     pub ready: Arc<AtomicBool>,
+    /// Refreshes gauges that mirror live state (backend and target health)
+    /// right before each scrape.
+    pub refresh: Box<dyn Fn() + Send + Sync>,
 }
 
 fn text(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -64,11 +67,14 @@ impl ServeHttp for AdminApp {
                 "text/plain; charset=utf-8",
                 b"rules not loaded\n".to_vec(),
             ),
-            "/metrics" => text(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics_text(),
-            ),
+            "/metrics" => {
+                (self.refresh)();
+                text(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    metrics_text(),
+                )
+            }
             _ => text(
                 StatusCode::NOT_FOUND,
                 "text/plain; charset=utf-8",

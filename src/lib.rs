@@ -61,6 +61,7 @@ pub mod config;
 pub mod explain;
 pub mod location;
 pub mod matcher;
+pub mod metrics;
 pub mod plugin;
 pub mod pool;
 pub mod problem;

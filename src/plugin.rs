@@ -23,6 +23,7 @@
 
 use crate::config::{Config, HashKey, Scheme};
 use crate::location;
+use crate::metrics::{metrics, RuleCounters};
 use crate::pool::Pool;
 use crate::rules::{Decision, RequestView, RuleSet};
 use arc_swap::ArcSwap;
@@ -43,6 +44,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Everything a request needs, swapped as one on reload.
 pub struct Engine {
     pub rules: RuleSet,
+    /// Per-rule metric handles of this rule set.
+    pub counters: RuleCounters,
     /// Pools in the order of `rules.pools()`.
     pub pools: Vec<Arc<Pool>>,
     pub trusted_proxies: Vec<IpNet>,
@@ -58,6 +61,7 @@ impl Engine {
             .map(|p| Arc::new(Pool::new(p)))
             .collect();
         Engine {
+            counters: RuleCounters::new(rules.label_count()),
             rules,
             pools,
             trusted_proxies: config.server.trusted_proxies.clone(),
@@ -131,6 +135,7 @@ impl RedirectPlugin {
                 return Ok(Handled::BadRequest { status: 400 });
             }
         };
+        let now = crate::unix_now();
         let view = RequestView {
             method: &parts.method,
             scheme: parts.scheme,
@@ -138,7 +143,7 @@ impl RedirectPlugin {
             path: &parts.path,
             query: parts.query.as_deref(),
             client: parts.client,
-            now: crate::unix_now(),
+            now,
         };
         match engine.rules.decide(&view) {
             Decision::NoMatch => Ok(Handled::Pass),
@@ -148,6 +153,7 @@ impl RedirectPlugin {
             }
             Decision::Redirect(r) => {
                 let rule = r.rule.metric_label().into_owned();
+                engine.counters.hit(&r.rule, r.status, now);
                 write_redirect(
                     session,
                     r.status,
@@ -170,6 +176,11 @@ impl RedirectPlugin {
                 let key = hash_key(session, &pool.hash_key, parts.client);
                 match pool.select(&key) {
                     Some(target) => {
+                        engine.counters.hit(&p.rule, p.status, now);
+                        metrics()
+                            .pool_selections
+                            .with_label_values(&[&pool.name, &target.url])
+                            .inc();
                         let loc = p.location_for(&target.base);
                         write_redirect(
                             session,

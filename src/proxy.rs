@@ -7,7 +7,8 @@
 //! answered in order.
 
 use crate::config::{HealthCheck, HealthCheckKind, Selection, UpstreamConfig};
-use crate::plugin::{write_error, RedirectPlugin};
+use crate::metrics::outcomes;
+use crate::plugin::{write_error, Handled, RedirectPlugin};
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
@@ -165,13 +166,24 @@ impl ProxyHttp for FrontProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        if self.plugin.respond(session).await? {
-            return Ok(true);
+        let out = outcomes();
+        match self.plugin.handle(session).await? {
+            Handled::Redirect { .. } | Handled::PoolUnavailable { .. } => {
+                out.redirect.inc();
+                return Ok(true);
+            }
+            Handled::BadRequest { .. } => {
+                out.bad_request.inc();
+                return Ok(true);
+            }
+            Handled::Pass => {}
         }
         if self.upstream.is_none() {
+            out.not_found.inc();
             write_error(session, 404, "no rule matches this URL").await?;
             return Ok(true);
         }
+        out.proxy.inc();
         ctx.client = session
             .client_addr()
             .and_then(|a| a.as_inet())

@@ -52,8 +52,11 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
     server.bootstrap();
 
     let count = rules.len();
+    crate::metrics::set_rule_counts(rules.counts());
+    crate::metrics::record_start(crate::unix_now());
     let engine = Engine::new(rules, &cfg);
     let plugin = RedirectPlugin::from_engine(engine);
+    let engine = plugin.engine().clone();
 
     let mut upstream = None;
     if let Some(u) = &cfg.upstream {
@@ -73,6 +76,36 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
         upstream = Some(lb);
     }
 
+    let refresh = {
+        let upstream = upstream.clone();
+        let backends: Vec<String> = cfg
+            .upstream
+            .as_ref()
+            .map(|u| u.backends.clone())
+            .unwrap_or_default();
+        move || {
+            let m = crate::metrics::metrics();
+            if let Some(u) = &upstream {
+                let health = u.health();
+                for name in &backends {
+                    let addr = name.parse::<std::net::SocketAddr>().ok();
+                    let up = health
+                        .iter()
+                        .any(|(b, ok)| *ok && b.addr.as_inet() == addr.as_ref());
+                    m.upstream_backend_up
+                        .with_label_values(&[name])
+                        .set(i64::from(up));
+                }
+            }
+            for pool in &engine.load().pools {
+                for t in &pool.targets {
+                    m.pool_target_up
+                        .with_label_values(&[&pool.name, &t.url])
+                        .set(i64::from(t.is_healthy()));
+                }
+            }
+        }
+    };
     let mut options = HttpServerOptions::default();
     options.h2c = cfg.server.h2c;
     let mut proxy =
@@ -90,6 +123,7 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
         "pingora-redirect admin".to_string(),
         AdminApp {
             ready: ready.clone(),
+            refresh: Box::new(refresh),
         },
     );
     admin.add_tcp(&cfg.server.admin.to_string());
