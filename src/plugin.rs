@@ -240,6 +240,24 @@ fn trusted(ip: Option<IpAddr>, nets: &[IpNet]) -> bool {
     ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip)))
 }
 
+/// The authority of an HTTP/1 absolute-form target (`GET http://host/path`),
+/// which Pingora leaves out of the parsed URI.
+fn absolute_form_authority(raw: &[u8]) -> Option<String> {
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    let rest = if lower.starts_with(b"https://") {
+        &raw[8..]
+    } else if lower.starts_with(b"http://") {
+        &raw[7..]
+    } else {
+        return None;
+    };
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
 fn read_parts(session: &Session, trusted_proxies: &[IpNet]) -> Result<Parts, String> {
     let req = session.req_header();
     let peer = session
@@ -253,8 +271,13 @@ fn read_parts(session: &Session, trusted_proxies: &[IpNet]) -> Result<Parts, Str
     if hosts.len() > 1 {
         return Err("more than one Host header".into());
     }
-    let host = match req.uri.authority() {
-        Some(a) => Some(a.as_str().to_string()),
+    let host = match req
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| absolute_form_authority(req.raw_path()))
+    {
+        Some(a) => Some(a),
         None => match hosts.first() {
             Some(h) => Some(
                 h.to_str()
@@ -325,6 +348,16 @@ fn read_parts(session: &Session, trusted_proxies: &[IpNet]) -> Result<Parts, Str
 async fn settle_body(session: &mut Session) -> bool {
     if session.is_http2() || session.is_body_empty() {
         return true;
+    }
+    // A client waiting for `100 Continue` has not sent its body: answer now
+    // and close rather than wait for bytes that will not come.
+    if session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some()
+    {
+        return false;
     }
     let len = session
         .req_header()

@@ -358,6 +358,23 @@ fn http1_bad_requests_are_rejected_and_the_process_keeps_serving() {
         "keep-alive",
     );
 
+    // Absolute-form without any Host (HTTP/1.0): the authority is the host.
+    let (r, _) = one(
+        &proxy,
+        b"GET http://old.example.com/docs/abs HTTP/1.0\r\n\r\n",
+    );
+    assert_eq!(r.status, 301, "{r:?}");
+    assert_eq!(
+        r.all("location"),
+        vec!["https://new.example.com/documentation/abs"]
+    );
+    // An empty port is no port (RFC 3986 §3.2.3).
+    let (r, _) = one(
+        &proxy,
+        b"GET /docs/e HTTP/1.1\r\nHost: old.example.com:\r\n\r\n",
+    );
+    assert_eq!(r.status, 301, "{r:?}");
+
     // HTTP/1.0 without Host: served, host-less rules only.
     let (r, mut c) = one(&proxy, b"GET /legacy HTTP/1.0\r\n\r\n");
     assert_eq!(r.status, 302, "{r:?}");
@@ -459,7 +476,8 @@ async fn h2c_redirects_with_prior_knowledge() {
         body.len()
     );
 
-    // A POST with a body over h2: the 301 rule answers 308.
+    // POSTs with a body over h2: the 307 rule stays 307, the 301 rule
+    // answers 308 (preserve_method).
     let resp = client
         .post(format!("{base}/search?q=1"))
         .body("field=value")
@@ -484,7 +502,8 @@ async fn h2c_redirects_with_prior_knowledge() {
         "https://new.example.com/documentation/p"
     );
 
-    // The same connection still serves.
+    // Still serving after the request bodies (h2 multiplexes them on the
+    // one pooled connection).
     let resp = client
         .get(format!("{base}/docs"))
         .send()
@@ -650,6 +669,18 @@ to = "https://new.example.com/moved-here"
         Some(format!("127.0.0.1:{}", proxy.port).as_str())
     );
 
+    let up = |backend: &Backend| {
+        support::metric(
+            proxy.admin_port,
+            &format!(
+                "pingora_redirect_upstream_backend_up{{backend=\"{}\"}}",
+                backend.addr()
+            ),
+        )
+    };
+    assert_eq!(up(&a), Some(1.0));
+    assert_eq!(up(&b), Some(1.0));
+
     // Stop `a`: once the health check has noticed, every request goes to `b`.
     a.stop();
     let end = Instant::now() + Duration::from_secs(20);
@@ -672,6 +703,13 @@ to = "https://new.example.com/moved-here"
         streak >= 4,
         "requests kept failing after a backend stopped (last: {last})"
     );
+    assert!(
+        support::poll_until(Duration::from_secs(20), || (up(&a) == Some(0.0))
+            .then_some(()))
+        .is_some(),
+        "the health check did not mark the stopped backend down"
+    );
+    assert_eq!(up(&b), Some(1.0));
     for i in 0..20 {
         let (status, body) = fetch(&client, &proxy.url(&format!("/only-b/{i}")))
             .await
@@ -698,6 +736,12 @@ to = "https://new.example.com/moved-here"
         tokio::time::sleep(POLL).await;
     }
     assert!(back, "the restarted backend got no traffic");
+    assert!(
+        support::poll_until(Duration::from_secs(20), || (up(&a) == Some(1.0))
+            .then_some(()))
+        .is_some(),
+        "the health check did not mark the restarted backend up"
+    );
     assert!(a.traffic().len() > before);
     // And both share the load again.
     let mut seen = Vec::new();
@@ -910,6 +954,51 @@ async fn admin_endpoints() {
     // answer admin paths.
     let (status, _) = fetch(&client, &proxy.url("/healthz")).await.expect("GET");
     assert_eq!(status, 404);
+
+    // SPEC §7 series after a clean start and a little traffic.
+    let m = |series: &str| support::metric(proxy.admin_port, series);
+    let wait =
+        |series: &str, want: f64| support::expect_metric(proxy.admin_port, series, Some(want));
+    assert_eq!(
+        m("pingora_redirect_config_last_reload_successful"),
+        Some(1.0)
+    );
+    assert_eq!(m(r#"pingora_redirect_rules{kind="exact"}"#), Some(3.0));
+    assert_eq!(m(r#"pingora_redirect_rules{kind="prefix"}"#), Some(2.0));
+    assert_eq!(m(r#"pingora_redirect_rules{kind="regex"}"#), Some(0.0));
+    assert_eq!(
+        m(r#"pingora_redirect_hits_total{rule="legacy",status="302"}"#),
+        None,
+        "a rule's series exists before its first hit"
+    );
+    let (status, _) = fetch(&client, &proxy.url("/legacy")).await.expect("GET");
+    assert_eq!(status, 302);
+    let (status, _) = fetch(&client, &proxy.url("/legacy?again=1"))
+        .await
+        .expect("GET");
+    assert_eq!(status, 302);
+    wait(
+        r#"pingora_redirect_hits_total{rule="legacy",status="302"}"#,
+        2.0,
+    );
+    wait(
+        r#"pingora_redirect_requests_total{outcome="redirect"}"#,
+        2.0,
+    );
+    // `/healthz` on the traffic port above was a not_found.
+    wait(
+        r#"pingora_redirect_requests_total{outcome="not_found"}"#,
+        1.0,
+    );
+    let (r, _) = one(
+        &proxy,
+        b"GET /%2e%2e/x HTTP/1.1\r\nHost: old.example.com\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    wait(
+        r#"pingora_redirect_requests_total{outcome="bad_request"}"#,
+        1.0,
+    );
 }
 
 // ---------------------------------------------------------------------------

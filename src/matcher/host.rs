@@ -54,7 +54,7 @@ pub fn normalize_host(raw: &str) -> Result<Option<Cow<'_, str>>, HostError> {
         }
         if !after.is_empty() {
             match after.strip_prefix(':') {
-                Some(p) if valid_port(p) => {}
+                Some(p) if p.is_empty() || valid_port(p) => {}
                 _ => return Err(HostError::BadPort),
             }
         }
@@ -69,7 +69,7 @@ pub fn normalize_host(raw: &str) -> Result<Option<Cow<'_, str>>, HostError> {
         Some((n, p)) => (n, Some(p)),
         None => (raw, None),
     };
-    if let Some(p) = port {
+    if let Some(p) = port.filter(|p| !p.is_empty()) {
         if !valid_port(p) {
             return Err(HostError::BadPort);
         }
@@ -118,6 +118,7 @@ mod tests {
 
     #[test]
     fn refuses_malformed_hosts() {
+        assert_eq!(n("example.com:").unwrap(), "example.com");
         for bad in [
             "a@evil",
             "a/evil",

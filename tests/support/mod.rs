@@ -558,6 +558,33 @@ pub fn try_get(port: u16, path: &str) -> std::io::Result<RawResponse> {
     Ok(conn.read_response(false))
 }
 
+/// The value of one sample of the admin `/metrics` (`series` as exposed,
+/// e.g. `name{label="v"}`); `None` when the series is absent.
+pub fn metric(admin_port: u16, series: &str) -> Option<f64> {
+    let r = try_get(admin_port, "/metrics").expect("GET /metrics");
+    assert_eq!(r.status, 200, "GET /metrics: {r:?}");
+    r.body_str()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().expect("numeric sample"))
+        })
+}
+
+/// Polls the admin `/metrics` until `series` has the value `want` (counters
+/// are bumped right after the response is written, so a client can read the
+/// answer a moment before the count moves); panics with the last value
+/// after 10 s.
+pub fn expect_metric(admin_port: u16, series: &str, want: Option<f64>) {
+    let mut last = None;
+    let got = poll_until(Duration::from_secs(10), || {
+        last = metric(admin_port, series);
+        (last == want).then_some(())
+    });
+    assert!(got.is_some(), "{series} is {last:?}, expected {want:?}");
+}
+
 // ---------------------------------------------------------------------------
 // The recording test backend
 
