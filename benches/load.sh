@@ -52,8 +52,8 @@ run_wrk() { # port, rules -> "req/s p99"
   echo "$rps $p99 ${non3xx:-0}"
 }
 
-start_redirect() { # rules; sets RPORT
-  local n=$1 dir="$work/r$1" port admin
+start_redirect() { # rules, metrics on|off; sets RPORT
+  local n=$1 dir="$work/r$1-$2" port admin
   mkdir -p "$dir"
   awk -v n="$n" 'BEGIN { for (j = 0; j < n; j++) printf "h%d.example.com/old/%d/page.html,https://new.example.com/new/%d,301\n", j % 1000, j, j }' >"$dir/rules.csv"
   port=$(free_port); admin=$(free_port)
@@ -70,14 +70,14 @@ pid_file = "$dir/pid"
 id = "bulk"
 file = "rules.csv"
 TOML
-  RUST_LOG=warn taskset -c 0 target/release/pingora-redirect serve -c "$dir/bench.toml" 2>"$dir/log" &
+  PINGORA_REDIRECT_METRICS=$2 RUST_LOG=warn taskset -c 0 target/release/pingora-redirect serve -c "$dir/bench.toml" 2>"$dir/log" &
   pids+=($!)
   wait_http "http://127.0.0.1:$admin/readyz" 120
   RPORT=$port
 }
 
-echo "| server | rules | redirects/s | p99 latency | non-3xx | vs ceiling |"
-echo "|---|---|---|---|---|---|"
+echo "| server | rules | metrics | redirects/s | p99 latency | non-3xx | vs ceiling |"
+echo "|---|---|---|---|---|---|---|"
 
 bport=$(free_port)
 RUST_LOG=warn taskset -c 0 target/release/examples/bare307 "127.0.0.1:$bport" 1 2>"$work/bare.log" &
@@ -85,13 +85,14 @@ pids+=($!)
 deadline=$((SECONDS + 20))
 until curl -s -o /dev/null "http://127.0.0.1:$bport/"; do ((SECONDS < deadline)) || { echo "bare307 did not start" >&2; exit 1; }; sleep 0.1; done
 read -r ceiling p99 bad < <(run_wrk "$bport" 1000)
-echo "| bare Pingora 307 | – | $ceiling | $p99 | $bad | 1.00 |"
+echo "| bare Pingora 307 | – | – | $ceiling | $p99 | $bad | 1.00 |"
 kill -INT "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
 
-for n in 1000 1000000; do
-  start_redirect "$n"
+for run in "1000 on" "1000000 on" "1000000 off"; do
+  read -r n metrics <<<"$run"
+  start_redirect "$n" "$metrics"
   read -r rps p99 bad < <(run_wrk "$RPORT" "$n")
   ratio=$(awk -v a="$rps" -v b="$ceiling" 'BEGIN { printf "%.2f", a / b }')
-  echo "| pingora-redirect | $n | $rps | $p99 | $bad | $ratio |"
+  echo "| pingora-redirect | $n | $metrics | $rps | $p99 | $bad | $ratio |"
   kill -INT "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
 done

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/ensure-deps.sh
+# prometheus and promtool (Debian's prometheus package) for tests/prometheus.rs
+bash scripts/ensure-deps.sh prometheus:prometheus promtool:prometheus
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

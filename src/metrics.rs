@@ -14,7 +14,22 @@ use prometheus::{
     register_int_counter_vec, register_int_gauge, register_int_gauge_vec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, OnceLock};
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns per-request counting off or on (the load benchmark measures what
+/// counting costs by running once with `PINGORA_REDIRECT_METRICS=off`).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether per-request counting is on.
+#[inline]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// The metric families of SPEC §7.
 pub struct Metrics {
@@ -146,6 +161,9 @@ impl RuleCounters {
 
     /// Counts one redirect answered by `rule` with `status`, at Unix time `now`.
     pub fn hit(&self, rule: &RuleRef<'_>, status: u16, now: i64) {
+        if !enabled() {
+            return;
+        }
         let m = metrics();
         if rule.metrics_per_source() {
             let label = rule.metric_label();

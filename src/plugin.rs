@@ -177,10 +177,12 @@ impl RedirectPlugin {
                 match pool.select(&key) {
                     Some(target) => {
                         engine.counters.hit(&p.rule, p.status, now);
-                        metrics()
-                            .pool_selections
-                            .with_label_values(&[&pool.name, &target.url])
-                            .inc();
+                        if crate::metrics::enabled() {
+                            metrics()
+                                .pool_selections
+                                .with_label_values(&[&pool.name, &target.url])
+                                .inc();
+                        }
                         let loc = p.location_for(&target.base);
                         write_redirect(
                             session,

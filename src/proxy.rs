@@ -7,7 +7,7 @@
 //! answered in order.
 
 use crate::config::{HealthCheck, HealthCheckKind, Selection, UpstreamConfig};
-use crate::metrics::outcomes;
+use crate::metrics::{enabled, outcomes};
 use crate::plugin::{write_error, Handled, RedirectPlugin};
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -169,21 +169,29 @@ impl ProxyHttp for FrontProxy {
         let out = outcomes();
         match self.plugin.handle(session).await? {
             Handled::Redirect { .. } | Handled::PoolUnavailable { .. } => {
-                out.redirect.inc();
+                if enabled() {
+                    out.redirect.inc();
+                }
                 return Ok(true);
             }
             Handled::BadRequest { .. } => {
-                out.bad_request.inc();
+                if enabled() {
+                    out.bad_request.inc();
+                }
                 return Ok(true);
             }
             Handled::Pass => {}
         }
         if self.upstream.is_none() {
-            out.not_found.inc();
+            if enabled() {
+                out.not_found.inc();
+            }
             write_error(session, 404, "no rule matches this URL").await?;
             return Ok(true);
         }
-        out.proxy.inc();
+        if enabled() {
+            out.proxy.inc();
+        }
         ctx.client = session
             .client_addr()
             .and_then(|a| a.as_inet())

@@ -52,6 +52,9 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
     server.bootstrap();
 
     let count = rules.len();
+    if std::env::var("PINGORA_REDIRECT_METRICS").is_ok_and(|v| v == "off") {
+        crate::metrics::set_enabled(false);
+    }
     crate::metrics::set_rule_counts(rules.counts());
     crate::metrics::record_start(crate::unix_now());
     let engine = Engine::new(rules, &cfg);

@@ -1,0 +1,382 @@
+//! A real Prometheus scrapes a running proxy: exact per-rule hit counts come
+//! back through its query API, every expression of the Grafana dashboard and
+//! of the alert rules is accepted by it, and promtool accepts `/metrics` and
+//! the alert rules.
+//!
+//! Needs Debian's `prometheus` package (`prometheus` and `promtool`), which
+//! `scripts/test.sh` installs when missing.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::{free_port, poll_until, Proxy, TempDir};
+
+const RULES: &str = r#"
+[[redirect]]
+id = "docs"
+host = "old.example.com"
+prefix = "/docs"
+to = "https://docs.example.com"
+status = 308
+
+[[redirect]]
+id = "about"
+host = "any.example"
+path = "/about"
+to = "https://www.example.com/about"
+status = 301
+"#;
+
+const LEGACY: &str = "old.example.com/a,https://www.example.com/a,301\nold.example.com/b,https://www.example.com/b,302\n";
+
+fn manifest_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn need(tool: &str) {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "`{tool}` is not installed: run scripts/test.sh, which installs Debian's prometheus package");
+}
+
+/// A Prometheus server on loopback, stopped on drop.
+struct Prometheus {
+    child: Child,
+    port: u16,
+    rt: tokio::runtime::Runtime,
+    _dir: TempDir,
+}
+
+impl Prometheus {
+    fn start(target_port: u16, rule_file: &Path) -> Prometheus {
+        let dir = TempDir::new("prometheus");
+        let port = free_port();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {:?}\nscrape_configs:\n  - job_name: pingora-redirect\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n",
+            rule_file.display().to_string()
+        );
+        let config_path = dir.write("prometheus.yml", &config);
+        let log = std::fs::File::create(dir.path.join("prometheus.log")).expect("log file");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let p = Prometheus {
+            child,
+            port,
+            rt,
+            _dir: dir,
+        };
+        let ready = poll_until(Duration::from_secs(30), || {
+            p.get("/-/ready").ok().filter(|(s, _)| *s == 200)
+        });
+        assert!(ready.is_some(), "prometheus did not become ready");
+        p
+    }
+
+    fn get(&self, path_and_query: &str) -> Result<(u16, String), String> {
+        let url = format!("http://127.0.0.1:{}{path_and_query}", self.port);
+        self.rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let r = client.get(&url).send().await.map_err(|e| e.to_string())?;
+            let status = r.status().as_u16();
+            let body = r.text().await.map_err(|e| e.to_string())?;
+            Ok((status, body))
+        })
+    }
+
+    /// Runs an instant query; `Err` carries Prometheus's error.
+    fn query(&self, expr: &str) -> Result<Value, String> {
+        let q: String = url::form_urlencoded::byte_serialize(expr.as_bytes()).collect();
+        let (status, body) = self.get(&format!("/api/v1/query?query={q}"))?;
+        let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+        if status == 200 && v["status"] == "success" {
+            Ok(v["data"].clone())
+        } else {
+            Err(format!("{status}: {}", v["error"]))
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `GET path` with `host` and expects `status`.
+fn hit(proxy: &Proxy, method: &str, host: &str, path: &str, status: u16) {
+    let mut c = proxy.connect();
+    let body = if method == "POST" { "x=1" } else { "" };
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    c.send(req.as_bytes());
+    let r = c.read_response(method == "HEAD");
+    assert_eq!(r.status, status, "{method} {host}{path}: {r:?}");
+}
+
+/// Every `expr:` of an alert rules file (single-line or `|` block).
+fn alert_exprs(yaml: &str) -> Vec<String> {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if let Some(rest) = line.trim_start().strip_prefix("expr:") {
+            let indent = line.len() - line.trim_start().len();
+            let rest = rest.trim();
+            if rest == "|" || rest == ">" {
+                let mut block = Vec::new();
+                i += 1;
+                while i < lines.len()
+                    && (lines[i].trim().is_empty()
+                        || lines[i].len() - lines[i].trim_start().len() > indent)
+                {
+                    block.push(lines[i].trim());
+                    i += 1;
+                }
+                out.push(block.join(" ").trim().to_string());
+                continue;
+            }
+            out.push(rest.to_string());
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Every `expr` of the dashboard, with Grafana's variables given values.
+fn dashboard_exprs() -> Vec<String> {
+    let text = std::fs::read_to_string(manifest_path("docs/grafana/pingora-redirect.json"))
+        .expect("dashboard");
+    let dash: Value = serde_json::from_str(&text).expect("dashboard is JSON");
+    let vars: Vec<&str> = dash["templating"]["list"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert!(
+        vars.contains(&"datasource") && vars.contains(&"instance"),
+        "{vars:?}"
+    );
+    let mut out = Vec::new();
+    for p in dash["panels"].as_array().expect("panels") {
+        assert_eq!(
+            p["datasource"]["uid"], "${datasource}",
+            "panel {}",
+            p["title"]
+        );
+        for t in p["targets"].as_array().expect("targets") {
+            let e = t["expr"].as_str().expect("expr");
+            out.push(
+                e.replace("$__rate_interval", "1m")
+                    .replace("$instance", ".*")
+                    .replace("$days", "30"),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn prometheus_counts_hits_per_rule_and_accepts_the_dashboard_and_alerts() {
+    need("prometheus");
+    need("promtool");
+    let lists = TempDir::new("lists");
+    let csv = lists.write("legacy.csv", LEGACY);
+    let proxy = Proxy::start(&format!(
+        "{RULES}\n[[list]]\nid = \"legacy\"\nfile = {}\n",
+        support::toml_str(&csv.display().to_string())
+    ));
+
+    // Known numbers of requests per rule.
+    for _ in 0..5 {
+        hit(&proxy, "GET", "old.example.com", "/docs/x", 308);
+    }
+    for _ in 0..2 {
+        hit(&proxy, "POST", "old.example.com", "/docs/y", 308);
+    }
+    for _ in 0..3 {
+        hit(&proxy, "GET", "any.example", "/about", 301);
+    }
+    hit(&proxy, "POST", "any.example", "/about", 308);
+    for _ in 0..4 {
+        hit(&proxy, "GET", "old.example.com", "/a", 301);
+    }
+    for _ in 0..3 {
+        hit(&proxy, "HEAD", "old.example.com", "/b", 302);
+    }
+    hit(&proxy, "GET", "old.example.com", "/nothing", 404);
+    hit(&proxy, "GET", "old.example.com", "/%2e%2e/x", 400);
+
+    let prom = Prometheus::start(
+        proxy.admin_port,
+        &manifest_path("docs/prometheus/alerts.yml"),
+    );
+
+    let want: BTreeMap<String, f64> = [("docs", 7.0), ("about", 4.0), ("legacy", 7.0)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let mut last = BTreeMap::new();
+    let got = poll_until(Duration::from_secs(30), || {
+        let data = prom
+            .query("sum by (rule) (pingora_redirect_hits_total)")
+            .ok()?;
+        last = data["result"]
+            .as_array()?
+            .iter()
+            .map(|s| {
+                let rule = s["metric"]["rule"].as_str().unwrap_or("").to_string();
+                let v: f64 = s["value"][1]
+                    .as_str()
+                    .unwrap_or("nan")
+                    .parse()
+                    .unwrap_or(f64::NAN);
+                (rule, v)
+            })
+            .collect();
+        (last == want).then_some(())
+    });
+    assert!(
+        got.is_some(),
+        "sum by (rule) (pingora_redirect_hits_total) = {last:?}, expected {want:?}"
+    );
+
+    // By status too.
+    let data = prom
+        .query("sum by (rule, status) (pingora_redirect_hits_total)")
+        .expect("query");
+    let mut by_status: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for s in data["result"].as_array().expect("vector") {
+        by_status.insert(
+            (
+                s["metric"]["rule"].as_str().unwrap_or("").into(),
+                s["metric"]["status"].as_str().unwrap_or("").into(),
+            ),
+            s["value"][1]
+                .as_str()
+                .unwrap_or("nan")
+                .parse()
+                .unwrap_or(f64::NAN),
+        );
+    }
+    let expect: BTreeMap<(String, String), f64> = [
+        (("docs", "308"), 7.0),
+        (("about", "301"), 3.0),
+        (("about", "308"), 1.0),
+        (("legacy", "301"), 4.0),
+        (("legacy", "302"), 3.0),
+    ]
+    .into_iter()
+    .map(|((r, s), v)| ((r.to_string(), s.to_string()), v))
+    .collect();
+    assert_eq!(by_status, expect);
+    let outcome = |o: &str| -> f64 {
+        let d = prom
+            .query(&format!(
+                "sum(pingora_redirect_requests_total{{outcome=\"{o}\"}})"
+            ))
+            .expect("query");
+        d["result"][0]["value"][1]
+            .as_str()
+            .unwrap_or("nan")
+            .parse()
+            .unwrap_or(f64::NAN)
+    };
+    assert_eq!(outcome("redirect"), 18.0);
+    assert_eq!(outcome("not_found"), 1.0);
+    assert_eq!(outcome("bad_request"), 1.0);
+
+    // Every expression of the dashboard and of the alert rules is accepted.
+    let alerts_text =
+        std::fs::read_to_string(manifest_path("docs/prometheus/alerts.yml")).expect("alerts");
+    let alerts = alert_exprs(&alerts_text);
+    assert_eq!(alerts.len(), 4, "{alerts:?}");
+    let dash = dashboard_exprs();
+    assert!(dash.len() >= 10, "{dash:?}");
+    for e in dash.iter().chain(&alerts) {
+        if let Err(err) = prom.query(e) {
+            panic!("Prometheus refused `{e}`: {err}");
+        }
+    }
+    // The rule file loaded and its rules evaluate without error.
+    let healthy = poll_until(Duration::from_secs(20), || {
+        let (_, body) = prom.get("/api/v1/rules").ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let rules: Vec<Value> = v["data"]["groups"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        (rules.len() == 4 && rules.iter().all(|r| r["health"] == "ok")).then_some(())
+    });
+    assert!(
+        healthy.is_some(),
+        "the alert rules did not all evaluate with health ok"
+    );
+
+    // promtool accepts the exposition and the rules.
+    let metrics = support::try_get(proxy.admin_port, "/metrics")
+        .expect("metrics")
+        .body;
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&metrics)
+        .expect("write");
+    let out = check.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(manifest_path("docs/prometheus/alerts.yml"))
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
