@@ -76,23 +76,42 @@ TOML
   RPORT=$port
 }
 
-echo "| server | rules | metrics | redirects/s | p99 latency | non-3xx | vs ceiling |"
-echo "|---|---|---|---|---|---|---|"
+ROUNDS=${ROUNDS:-3}
 
 bport=$(free_port)
 RUST_LOG=warn taskset -c 0 target/release/examples/bare307 "127.0.0.1:$bport" 1 2>"$work/bare.log" &
 pids+=($!)
 deadline=$((SECONDS + 20))
 until curl -s -o /dev/null "http://127.0.0.1:$bport/"; do ((SECONDS < deadline)) || { echo "bare307 did not start" >&2; exit 1; }; sleep 0.1; done
-read -r ceiling p99 bad < <(run_wrk "$bport" 1000)
-echo "| bare Pingora 307 | – | – | $ceiling | $p99 | $bad | 1.00 |"
-kill -INT "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
 
-for run in "1000 on" "1000000 on" "1000000 off"; do
-  read -r n metrics <<<"$run"
-  start_redirect "$n" "$metrics"
-  read -r rps p99 bad < <(run_wrk "$RPORT" "$n")
+# Every server runs on CPU 0 for the whole benchmark; only the one under load
+# is busy. Rounds interleave the servers so drift on the machine hits all.
+declare -A port rules
+names=("bare" "1k-on" "1m-on" "1m-off")
+port[bare]=$bport; rules[bare]=1000
+start_redirect 1000 on; port[1k-on]=$RPORT; rules[1k-on]=1000
+start_redirect 1000000 on; port[1m-on]=$RPORT; rules[1m-on]=1000000
+start_redirect 1000000 off; port[1m-off]=$RPORT; rules[1m-off]=1000000
+
+declare -A results
+for ((r = 1; r <= ROUNDS; r++)); do
+  for name in "${names[@]}"; do
+    read -r rps p99 bad < <(run_wrk "${port[$name]}" "${rules[$name]}")
+    results[$name]+="$rps $p99 $bad;"
+  done
+done
+
+median() { # "rps p99 bad;..." -> the run with the median rps
+  tr ';' '\n' <<<"$1" | sed '/^$/d' | sort -n -k1,1 | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'
+}
+
+read -r ceiling cp99 cbad < <(median "${results[bare]}")
+echo "| server | rules | metrics | redirects/s (median of $ROUNDS) | p99 latency | non-3xx | vs ceiling | runs (redirects/s) |"
+echo "|---|---|---|---|---|---|---|---|"
+runs() { tr ';' '\n' <<<"$1" | sed '/^$/d' | awk '{ printf "%s%s", sep, $1; sep = ", " }'; }
+echo "| bare Pingora 307 | – | – | $ceiling | $cp99 | $cbad | 1.00 | $(runs "${results[bare]}") |"
+for name in 1k-on 1m-on 1m-off; do
+  read -r rps p99 bad < <(median "${results[$name]}")
   ratio=$(awk -v a="$rps" -v b="$ceiling" 'BEGIN { printf "%.2f", a / b }')
-  echo "| pingora-redirect | $n | $metrics | $rps | $p99 | $bad | $ratio |"
-  kill -INT "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+  echo "| pingora-redirect | ${rules[$name]} | ${name##*-} | $rps | $p99 | $bad | $ratio | $(runs "${results[$name]}") |"
 done

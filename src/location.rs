@@ -197,6 +197,25 @@ fn pieces(
 
 /// Checks and normalises an authority (`host[:port]`), which may hold `${host}`.
 fn authority(auth: &str, has_host: bool) -> Result<String, TargetError> {
+    // Bulk lists repeat the same few target hosts: remember the last one.
+    thread_local! {
+        static LAST: std::cell::RefCell<(String, String)> = const { std::cell::RefCell::new((String::new(), String::new())) };
+    }
+    let cached = LAST.with(|l| {
+        let l = l.borrow();
+        (!l.0.is_empty() && l.0 == auth).then(|| l.1.clone())
+    });
+    if let Some(c) = cached {
+        return Ok(c);
+    }
+    let out = authority_uncached(auth, has_host)?;
+    if !auth.contains("${") {
+        LAST.with(|l| *l.borrow_mut() = (auth.to_string(), out.clone()));
+    }
+    Ok(out)
+}
+
+fn authority_uncached(auth: &str, has_host: bool) -> Result<String, TargetError> {
     if auth.is_empty() {
         return Err(err("bad_target", "the URL has no host"));
     }
@@ -484,17 +503,6 @@ pub fn pool_base(url: &str) -> String {
 
 /// HTML body of a redirect: a short page linking to the target, escaped.
 pub fn html_body(status: u16, location: &str) -> String {
-    let mut esc = String::with_capacity(location.len() + 16);
-    for c in location.chars() {
-        match c {
-            '&' => esc.push_str("&amp;"),
-            '<' => esc.push_str("&lt;"),
-            '>' => esc.push_str("&gt;"),
-            '"' => esc.push_str("&quot;"),
-            '\'' => esc.push_str("&#39;"),
-            c => esc.push(c),
-        }
-    }
     let reason = match status {
         301 => "Moved Permanently",
         302 => "Found",
@@ -503,11 +511,27 @@ pub fn html_body(status: u16, location: &str) -> String {
         308 => "Permanent Redirect",
         _ => "Redirect",
     };
-    let mut s = String::with_capacity(160 + 2 * esc.len());
+    let mut s = String::with_capacity(128 + 2 * location.len());
+    let push_escaped = |s: &mut String| {
+        for c in location.chars() {
+            match c {
+                '&' => s.push_str("&amp;"),
+                '<' => s.push_str("&lt;"),
+                '>' => s.push_str("&gt;"),
+                '"' => s.push_str("&quot;"),
+                '\'' => s.push_str("&#39;"),
+                c => s.push(c),
+            }
+        }
+    };
     let _ = write!(
         s,
-        "<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head><body><a href=\"{esc}\">{esc}</a></body></html>\n"
+        "<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head><body><a href=\""
     );
+    push_escaped(&mut s);
+    s.push_str("\">");
+    push_escaped(&mut s);
+    s.push_str("</a></body></html>\n");
     s
 }
 

@@ -28,9 +28,11 @@ use crate::pool::Pool;
 use crate::rules::{Decision, RequestView, RuleSet};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use http::HeaderValue;
 use ipnet::IpNet;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +51,9 @@ pub struct Engine {
     /// Pools in the order of `rules.pools()`.
     pub pools: Vec<Arc<Pool>>,
     pub trusted_proxies: Vec<IpNet>,
+    /// `[defaults]` Cache-Control values, built once.
+    permanent_cc: HeaderValue,
+    temporary_cc: HeaderValue,
 }
 
 impl Engine {
@@ -65,6 +70,21 @@ impl Engine {
             rules,
             pools,
             trusted_proxies: config.server.trusted_proxies.clone(),
+            permanent_cc: HeaderValue::from_str(&config.defaults.permanent_cache_control)
+                .unwrap_or_else(|_| HeaderValue::from_static("max-age=86400")),
+            temporary_cc: HeaderValue::from_str(&config.defaults.temporary_cache_control)
+                .unwrap_or_else(|_| HeaderValue::from_static("no-store")),
+        }
+    }
+
+    /// The Cache-Control value for `text`, without copying the defaults.
+    fn cache_control(&self, text: &str) -> HeaderValue {
+        if text.as_bytes() == self.permanent_cc.as_bytes() {
+            self.permanent_cc.clone()
+        } else if text.as_bytes() == self.temporary_cc.as_bytes() {
+            self.temporary_cc.clone()
+        } else {
+            HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
         }
     }
 
@@ -77,10 +97,10 @@ impl Engine {
 /// What [`RedirectPlugin::handle`] did with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
-    /// A redirect was sent: the rule's metrics label and the status.
-    Redirect { rule: String, status: u16 },
+    /// A redirect was sent with this status.
+    Redirect { status: u16 },
     /// A pool rule found no healthy target: 503 was sent.
-    PoolUnavailable { rule: String },
+    PoolUnavailable,
     /// 400 or 414 was sent.
     BadRequest { status: u16 },
     /// No rule applies: the caller goes on (proxy or 404).
@@ -93,14 +113,25 @@ pub struct RedirectPlugin {
     engine: Arc<ArcSwap<Engine>>,
 }
 
-/// Parts of the request the rules need, read from the session.
-struct Parts {
-    method: String,
+/// Parts of the request the rules need, borrowed from the session.
+struct Parts<'a> {
     scheme: Scheme,
-    host: Option<String>,
-    path: Vec<u8>,
-    query: Option<Vec<u8>>,
+    host: Option<Cow<'a, str>>,
     client: Option<IpAddr>,
+}
+
+/// What to write, decided while the request is borrowed.
+enum Reply {
+    Redirect {
+        status: u16,
+        location: String,
+        cache_control: HeaderValue,
+        retry_after: Option<u32>,
+        headers: Vec<(Box<str>, Box<str>)>,
+    },
+    Unavailable(u32),
+    Bad(u16, String),
+    Pass,
 }
 
 impl RedirectPlugin {
@@ -127,51 +158,151 @@ impl RedirectPlugin {
 
     /// Like [`respond`](Self::respond), saying what was done.
     pub async fn handle(&self, session: &mut Session) -> pingora::Result<Handled> {
+        let reply = self.decide(session);
+        match reply {
+            Reply::Pass => Ok(Handled::Pass),
+            Reply::Bad(status, reason) => {
+                write_error(session, status, &reason).await?;
+                Ok(Handled::BadRequest { status })
+            }
+            Reply::Unavailable(retry_after) => {
+                write_unavailable(session, retry_after).await?;
+                Ok(Handled::PoolUnavailable)
+            }
+            Reply::Redirect {
+                status,
+                location,
+                cache_control,
+                retry_after,
+                headers,
+            } => {
+                write_redirect_value(
+                    session,
+                    status,
+                    location,
+                    cache_control,
+                    retry_after,
+                    &headers,
+                )
+                .await?;
+                Ok(Handled::Redirect { status })
+            }
+        }
+    }
+
+    /// Sends the request to one healthy target of pool `pool`: 307 (the
+    /// method is kept), `Cache-Control: no-store`, `Retry-After`, the request
+    /// path and query kept; 503 with `Retry-After` when no target is healthy.
+    /// Used for upstream failover and the maintenance swap. Returns whether a
+    /// target was found.
+    pub async fn redirect_to_pool(
+        &self,
+        session: &mut Session,
+        pool: &str,
+        retry_after: u32,
+    ) -> pingora::Result<bool> {
+        let reply = {
+            let engine = self.engine.load();
+            let req = session.req_header();
+            let client = read_parts(session, &engine.trusted_proxies)
+                .ok()
+                .and_then(|p| p.client);
+            let path = crate::matcher::path::remove_dot_segments(req.uri.path().as_bytes());
+            match (engine.pool(pool), path) {
+                (Some(p), Ok(path)) => {
+                    let key = hash_key(session, &p.hash_key, client);
+                    match p.select(&key) {
+                        Some(target) => {
+                            if crate::metrics::enabled() {
+                                metrics()
+                                    .pool_selections
+                                    .with_label_values(&[&p.name, &target.url])
+                                    .inc();
+                            }
+                            let mut location =
+                                String::with_capacity(target.base.len() + path.len() + 16);
+                            let query = req.uri.query().map(str::as_bytes);
+                            location::assemble(
+                                &mut location,
+                                false,
+                                &target.base,
+                                None,
+                                None,
+                                Some(&path),
+                                query,
+                            );
+                            Reply::Redirect {
+                                status: 307,
+                                location,
+                                cache_control: HeaderValue::from_static("no-store"),
+                                retry_after: Some(retry_after),
+                                headers: Vec::new(),
+                            }
+                        }
+                        None => Reply::Unavailable(retry_after),
+                    }
+                }
+                _ => Reply::Unavailable(retry_after),
+            }
+        };
+        let found = matches!(reply, Reply::Redirect { .. });
+        match reply {
+            Reply::Redirect {
+                status,
+                location,
+                cache_control,
+                retry_after,
+                headers,
+            } => {
+                write_redirect_value(
+                    session,
+                    status,
+                    location,
+                    cache_control,
+                    retry_after,
+                    &headers,
+                )
+                .await?
+            }
+            _ => write_unavailable(session, retry_after).await?,
+        }
+        Ok(found)
+    }
+
+    /// The decision for the request in `session`, counted in the metrics.
+    fn decide(&self, session: &Session) -> Reply {
         let engine = self.engine.load();
+        let req = session.req_header();
         let parts = match read_parts(session, &engine.trusted_proxies) {
             Ok(p) => p,
-            Err(reason) => {
-                write_error(session, 400, &reason).await?;
-                return Ok(Handled::BadRequest { status: 400 });
-            }
+            Err(reason) => return Reply::Bad(400, reason),
         };
         let now = crate::unix_now();
         let view = RequestView {
-            method: &parts.method,
+            method: req.method.as_str(),
             scheme: parts.scheme,
             host: parts.host.as_deref(),
-            path: &parts.path,
-            query: parts.query.as_deref(),
+            path: req.uri.path().as_bytes(),
+            query: req.uri.query().map(str::as_bytes),
             client: parts.client,
             now,
         };
         match engine.rules.decide(&view) {
-            Decision::NoMatch => Ok(Handled::Pass),
-            Decision::BadRequest(b) => {
-                write_error(session, b.status, &b.reason).await?;
-                Ok(Handled::BadRequest { status: b.status })
-            }
+            Decision::NoMatch => Reply::Pass,
+            Decision::BadRequest(b) => Reply::Bad(b.status, b.reason),
             Decision::Redirect(r) => {
-                let rule = r.rule.metric_label().into_owned();
                 engine.counters.hit(&r.rule, r.status, now);
-                write_redirect(
-                    session,
-                    r.status,
-                    &r.location,
-                    r.cache_control,
-                    r.retry_after,
-                    r.headers,
-                )
-                .await?;
-                Ok(Handled::Redirect {
-                    rule,
+                Reply::Redirect {
                     status: r.status,
-                })
+                    cache_control: engine.cache_control(r.cache_control),
+                    location: r.location,
+                    retry_after: r.retry_after,
+                    headers: r.headers.to_vec(),
+                }
             }
             Decision::Pool(p) => {
-                let rule = p.rule.metric_label().into_owned();
                 let Some(pool) = engine.pool(&p.pool.name) else {
-                    return Ok(Handled::Pass);
+                    return Reply::Pass;
                 };
                 let key = hash_key(session, &pool.hash_key, parts.client);
                 match pool.select(&key) {
@@ -183,25 +314,15 @@ impl RedirectPlugin {
                                 .with_label_values(&[&pool.name, &target.url])
                                 .inc();
                         }
-                        let loc = p.location_for(&target.base);
-                        write_redirect(
-                            session,
-                            p.status,
-                            &loc,
-                            p.cache_control,
-                            p.retry_after,
-                            p.headers,
-                        )
-                        .await?;
-                        Ok(Handled::Redirect {
-                            rule,
+                        Reply::Redirect {
                             status: p.status,
-                        })
+                            location: p.location_for(&target.base),
+                            cache_control: engine.cache_control(p.cache_control),
+                            retry_after: p.retry_after,
+                            headers: p.headers.to_vec(),
+                        }
                     }
-                    None => {
-                        write_unavailable(session, p.retry_after.unwrap_or(60)).await?;
-                        Ok(Handled::PoolUnavailable { rule })
-                    }
+                    None => Reply::Unavailable(p.retry_after.unwrap_or(60)),
                 }
             }
         }
@@ -260,32 +381,34 @@ fn absolute_form_authority(raw: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
-fn read_parts(session: &Session, trusted_proxies: &[IpNet]) -> Result<Parts, String> {
+fn read_parts<'a>(session: &'a Session, trusted_proxies: &[IpNet]) -> Result<Parts<'a>, String> {
     let req = session.req_header();
     let peer = session
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip());
-    let from_proxy = trusted(peer, trusted_proxies);
+    let from_proxy = !trusted_proxies.is_empty() && trusted(peer, trusted_proxies);
 
     // Host: absolute-form authority or :authority, else the Host header.
-    let hosts: Vec<_> = req.headers.get_all(http::header::HOST).iter().collect();
-    if hosts.len() > 1 {
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    let first_host = hosts.next();
+    if hosts.next().is_some() {
         return Err("more than one Host header".into());
     }
-    let host = match req
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| absolute_form_authority(req.raw_path()))
-    {
+    let authority = match req.uri.authority() {
+        Some(a) => Some(Cow::Borrowed(a.as_str())),
+        None if req.raw_path().first() != Some(&b'/') => {
+            absolute_form_authority(req.raw_path()).map(Cow::Owned)
+        }
+        None => None,
+    };
+    let host = match authority {
         Some(a) => Some(a),
-        None => match hosts.first() {
-            Some(h) => Some(
+        None => match first_host {
+            Some(h) => Some(Cow::Borrowed(
                 h.to_str()
-                    .map_err(|_| "malformed Host: not ASCII".to_string())?
-                    .to_string(),
-            ),
+                    .map_err(|_| "malformed Host: not ASCII".to_string())?,
+            )),
             None if req.version == http::Version::HTTP_10
                 || req.version == http::Version::HTTP_09 =>
             {
@@ -332,15 +455,9 @@ fn read_parts(session: &Session, trusted_proxies: &[IpNet]) -> Result<Parts, Str
             client = Some(*ip);
         }
     }
-
-    let path = req.uri.path().as_bytes().to_vec();
-    let query = req.uri.query().map(|q| q.as_bytes().to_vec());
     Ok(Parts {
-        method: req.method.as_str().to_string(),
         scheme,
         host,
-        path,
-        query,
         client,
     })
 }
@@ -403,9 +520,34 @@ pub async fn write_redirect(
     retry_after: Option<u32>,
     headers: &[(Box<str>, Box<str>)],
 ) -> pingora::Result<()> {
+    let cc = HeaderValue::from_str(cache_control)
+        .unwrap_or_else(|_| HeaderValue::from_static("no-store"));
+    write_redirect_value(
+        session,
+        status,
+        location.to_string(),
+        cc,
+        retry_after,
+        headers,
+    )
+    .await
+}
+
+async fn write_redirect_value(
+    session: &mut Session,
+    status: u16,
+    location: String,
+    cache_control: HeaderValue,
+    retry_after: Option<u32>,
+    headers: &[(Box<str>, Box<str>)],
+) -> pingora::Result<()> {
+    let body = location::html_body(status, &location);
     let mut resp = ResponseHeader::build(status, Some(6 + headers.len()))?;
     resp.insert_header("Location", location)?;
-    resp.insert_header("Content-Type", "text/html; charset=utf-8")?;
+    resp.insert_header(
+        "Content-Type",
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    )?;
     resp.insert_header("Cache-Control", cache_control)?;
     if let Some(s) = retry_after {
         resp.insert_header("Retry-After", s.to_string())?;
@@ -413,12 +555,7 @@ pub async fn write_redirect(
     for (k, v) in headers {
         resp.append_header(k.to_string(), v.as_ref())?;
     }
-    finish_response(
-        session,
-        resp,
-        Bytes::from(location::html_body(status, location)),
-    )
-    .await
+    finish_response(session, resp, Bytes::from(body)).await
 }
 
 /// Writes a short plain-text error (400, 404, 414, 502, 503) with its reason.

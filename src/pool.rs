@@ -17,7 +17,7 @@
 //! Unhealthy targets are skipped by every selection; `select` returns `None`
 //! when no target is healthy.
 
-use crate::config::{HashKey, PoolConfig, Selection};
+use crate::config::{HashKey, HealthCheck, HealthCheckKind, PoolConfig, Selection};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// One target of a pool.
@@ -48,6 +48,8 @@ pub struct Pool {
     pub targets: Vec<Target>,
     pub selection: Selection,
     pub hash_key: HashKey,
+    /// `None`: every target counts as healthy.
+    pub health_check: Option<HealthCheck>,
     counter: AtomicU64,
     total_weight: u64,
 }
@@ -109,6 +111,7 @@ impl Pool {
             targets,
             selection: cfg.selection,
             hash_key: cfg.hash_key.clone(),
+            health_check: cfg.health_check.clone(),
             counter: AtomicU64::new(0),
             total_weight,
         }
@@ -167,6 +170,132 @@ impl Pool {
     /// Whether any target is healthy.
     pub fn any_healthy(&self) -> bool {
         self.targets.iter().any(Target::is_healthy)
+    }
+}
+
+/// Where a target base URL connects: (`host`, `port`, TLS).
+pub fn target_endpoint(base: &str) -> Option<(String, u16, bool)> {
+    let (tls, rest) = if let Some(r) = base.strip_prefix("https://") {
+        (true, r)
+    } else {
+        (false, base.strip_prefix("http://")?)
+    };
+    let auth = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let (host, port) = if let Some(inner) = auth.strip_prefix('[') {
+        let end = inner.find(']')?;
+        (inner[..end].to_string(), inner[end + 1..].strip_prefix(':'))
+    } else {
+        match auth.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (auth.to_string(), None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None if tls => 443,
+        None => 80,
+    };
+    Some((host, port, tls))
+}
+
+/// Probes one target once: a TCP connect, or an HTTP GET of `path` answered
+/// with a 2xx or 3xx status, within `timeout`.
+pub async fn probe(base: &str, check: &HealthCheckKind, timeout: std::time::Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((host, port, _tls)) = target_endpoint(base) else {
+        return false;
+    };
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .ok()?;
+        let HealthCheckKind::Http { path } = check else {
+            return Some(());
+        };
+        let host_header = if (port == 80 && base.starts_with("http://"))
+            || (port == 443 && base.starts_with("https://"))
+        {
+            host.clone()
+        } else if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: pingora-redirect-health-check\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        while n < 12 {
+            let got = stream.read(&mut buf[n..]).await.ok()?;
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
+        let line = std::str::from_utf8(&buf[..n]).ok()?;
+        let status: u16 = line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
+        (200..400).contains(&status).then_some(())
+    };
+    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(())))
+}
+
+/// The background service that health-checks the targets of every pool that
+/// has a `health_check`, each on its own interval. It reads the pools from
+/// the engine in force at each round, so it follows reloads.
+pub struct PoolHealth {
+    pub engine: std::sync::Arc<arc_swap::ArcSwap<crate::plugin::Engine>>,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for PoolHealth {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        use std::collections::HashMap;
+        use std::time::{Duration, Instant};
+        let mut due: HashMap<String, Instant> = HashMap::new();
+        loop {
+            let engine = self.engine.load_full();
+            let now = Instant::now();
+            let mut probes = Vec::new();
+            for pool in &engine.pools {
+                let Some(hc) = pool.health_check.clone() else {
+                    continue;
+                };
+                let key = format!("{}\u{0}{:?}", pool.name, hc);
+                if due.get(&key).is_some_and(|t| *t > now) {
+                    continue;
+                }
+                due.insert(key, now + hc.interval);
+                let timeout = hc
+                    .interval
+                    .min(Duration::from_secs(1))
+                    .max(Duration::from_millis(100));
+                for (i, t) in pool.targets.iter().enumerate() {
+                    let (pool, base, kind) = (pool.clone(), t.base.clone(), hc.kind.clone());
+                    probes.push(tokio::spawn(async move {
+                        let up = probe(&base, &kind, timeout).await;
+                        let target = &pool.targets[i];
+                        if target.is_healthy() != up {
+                            log::warn!(
+                                "pool {} target {} is now {}",
+                                pool.name,
+                                target.url,
+                                if up { "healthy" } else { "unhealthy" }
+                            );
+                        }
+                        target.set_healthy(up);
+                    }));
+                }
+            }
+            for p in probes {
+                let _ = p.await;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
     }
 }
 

@@ -140,16 +140,54 @@ impl Upstream {
     }
 }
 
+/// What `[maintenance] enabled = true` does with requests no rule answers.
+pub enum MaintenanceMode {
+    /// Proxy them to the maintenance backends instead of `[upstream]`.
+    Backends(Upstream),
+    /// Redirect them to this pool.
+    RedirectPool(String),
+}
+
+/// The maintenance swap, when it is on.
+pub struct Maintenance {
+    pub mode: MaintenanceMode,
+    /// Seconds, sent as `Retry-After`.
+    pub retry_after: u32,
+}
+
+/// `Retry-After` of failover and maintenance redirects when `[maintenance]`
+/// sets none.
+pub const DEFAULT_RETRY_AFTER: u32 = 60;
+
 /// The front proxy.
 pub struct FrontProxy {
     pub plugin: RedirectPlugin,
     pub upstream: Option<Upstream>,
+    /// `[upstream] failover_pool`: where to send clients when no backend is healthy.
+    pub failover_pool: Option<String>,
+    /// `Retry-After` of failover redirects.
+    pub failover_retry_after: u32,
+    /// The maintenance swap, when enabled.
+    pub maintenance: Option<Maintenance>,
 }
 
 /// Per-request state.
 #[derive(Default)]
 pub struct Ctx {
-    client: Option<IpAddr>,
+    /// The backend chosen in `request_filter`.
+    backend: Option<Backend>,
+}
+
+fn client_key(session: &Session) -> Vec<u8> {
+    match session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+    {
+        Some(IpAddr::V4(ip)) => ip.octets().to_vec(),
+        Some(IpAddr::V6(ip)) => ip.octets().to_vec(),
+        None => Vec::new(),
+    }
 }
 
 #[async_trait]
@@ -165,51 +203,84 @@ impl ProxyHttp for FrontProxy {
         Ok(())
     }
 
+    /// Rules first; then maintenance; then the upstream (or failover, 502, 404).
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let out = outcomes();
+        let count = |c: &prometheus::IntCounter| {
+            if enabled() {
+                c.inc()
+            }
+        };
         match self.plugin.handle(session).await? {
-            Handled::Redirect { .. } | Handled::PoolUnavailable { .. } => {
-                if enabled() {
-                    out.redirect.inc();
-                }
+            Handled::Redirect { .. } | Handled::PoolUnavailable => {
+                count(&out.redirect);
                 return Ok(true);
             }
             Handled::BadRequest { .. } => {
-                if enabled() {
-                    out.bad_request.inc();
-                }
+                count(&out.bad_request);
                 return Ok(true);
             }
             Handled::Pass => {}
         }
-        if self.upstream.is_none() {
-            if enabled() {
-                out.not_found.inc();
+        if let Some(m) = &self.maintenance {
+            count(&out.maintenance);
+            match &m.mode {
+                MaintenanceMode::RedirectPool(pool) => {
+                    self.plugin
+                        .redirect_to_pool(session, pool, m.retry_after)
+                        .await?;
+                    return Ok(true);
+                }
+                MaintenanceMode::Backends(lb) => {
+                    return match lb.select(&client_key(session)) {
+                        Some(b) => {
+                            ctx.backend = Some(b);
+                            Ok(false)
+                        }
+                        None => {
+                            write_error(session, 502, "no maintenance backend is reachable")
+                                .await?;
+                            Ok(true)
+                        }
+                    };
+                }
             }
+        }
+        let Some(upstream) = &self.upstream else {
+            count(&out.not_found);
             write_error(session, 404, "no rule matches this URL").await?;
             return Ok(true);
+        };
+        match upstream.select(&client_key(session)) {
+            Some(b) => {
+                count(&out.proxy);
+                ctx.backend = Some(b);
+                Ok(false)
+            }
+            None => match &self.failover_pool {
+                Some(pool) => {
+                    count(&out.failover);
+                    self.plugin
+                        .redirect_to_pool(session, pool, self.failover_retry_after)
+                        .await?;
+                    Ok(true)
+                }
+                None => {
+                    count(&out.proxy);
+                    write_error(session, 502, "no healthy upstream backend").await?;
+                    Ok(true)
+                }
+            },
         }
-        if enabled() {
-            out.proxy.inc();
-        }
-        ctx.client = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let Some(upstream) = &self.upstream else {
-            return Error::e_explain(ErrorType::HTTPStatus(404), "no upstream");
-        };
-        let key = match ctx.client {
-            Some(IpAddr::V4(ip)) => ip.octets().to_vec(),
-            Some(IpAddr::V6(ip)) => ip.octets().to_vec(),
-            None => Vec::new(),
-        };
-        match upstream.select(&key) {
-            Some(b) => Ok(Box::new(HttpPeer::new(b.addr, false, String::new()))),
+        match &ctx.backend {
+            Some(b) => Ok(Box::new(HttpPeer::new(
+                b.addr.clone(),
+                false,
+                String::new(),
+            ))),
             None => Error::e_explain(ErrorType::HTTPStatus(502), "no healthy upstream backend"),
         }
     }

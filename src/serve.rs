@@ -8,13 +8,18 @@
 
 use crate::admin::AdminApp;
 use crate::config::Config;
+use crate::config::{Selection, UpstreamConfig};
 use crate::plugin::{Engine, RedirectPlugin};
-use crate::proxy::{FrontProxy, HealthService, Upstream};
+use crate::pool::PoolHealth;
+use crate::proxy::{
+    FrontProxy, HealthService, Maintenance, MaintenanceMode, Upstream, DEFAULT_RETRY_AFTER,
+};
 use crate::rules::RuleSet;
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -60,6 +65,7 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
     let engine = Engine::new(rules, &cfg);
     let plugin = RedirectPlugin::from_engine(engine);
     let engine = plugin.engine().clone();
+    let engine_for_health = engine.clone();
 
     let mut upstream = None;
     if let Some(u) = &cfg.upstream {
@@ -109,13 +115,57 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
             }
         }
     };
+    // Pool health checks, following the engine across reloads.
+    if cfg.pools.values().any(|p| p.health_check.is_some()) {
+        server.add_service(background_service(
+            "pool health checks",
+            PoolHealth {
+                engine: engine_for_health,
+            },
+        ));
+    }
+    let retry_after = cfg
+        .maintenance
+        .as_ref()
+        .and_then(|m| m.retry_after)
+        .unwrap_or(DEFAULT_RETRY_AFTER);
+    let maintenance = match &cfg.maintenance {
+        Some(m) if m.enabled => Some(Maintenance {
+            mode: match &m.redirect_pool {
+                Some(pool) => MaintenanceMode::RedirectPool(pool.clone()),
+                None => {
+                    let lb_cfg = UpstreamConfig {
+                        backends: m.backends.clone(),
+                        selection: Selection::RoundRobin,
+                        health_check: None,
+                        failover_pool: None,
+                    };
+                    let (lb, _) =
+                        Upstream::new(&lb_cfg).map_err(|e| format!("[maintenance]: {e}"))?;
+                    MaintenanceMode::Backends(lb)
+                }
+            },
+            retry_after,
+        }),
+        _ => None,
+    };
+    if maintenance.is_some() {
+        log::warn!("maintenance is on: requests no rule answers are not sent to [upstream]");
+    }
+    let front = FrontProxy {
+        plugin,
+        upstream,
+        failover_pool: cfg.upstream.as_ref().and_then(|u| u.failover_pool.clone()),
+        failover_retry_after: retry_after,
+        maintenance,
+    };
+
     let mut options = HttpServerOptions::default();
     options.h2c = cfg.server.h2c;
-    let mut proxy =
-        ProxyServiceBuilder::new(&server.configuration, FrontProxy { plugin, upstream })
-            .name("pingora-redirect")
-            .server_options(options)
-            .build();
+    let mut proxy = ProxyServiceBuilder::new(&server.configuration, front)
+        .name("pingora-redirect")
+        .server_options(options)
+        .build();
     for addr in &cfg.server.listen {
         proxy.add_tcp(&addr.to_string());
     }

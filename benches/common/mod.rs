@@ -87,7 +87,14 @@ pub fn list_requests(n: usize, count: usize) -> Vec<(String, String, Option<Stri
         match x % 4 {
             0 | 1 if j % 2 == 0 => out.push((host, format!("/old/{j}/page.html"), None)),
             0 | 1 => out.push((host, format!("/dir/{j}/a/b/c"), Some("x=1".to_string()))),
-            2 => out.push((host, format!("/dir/{}/sub", j | 1), None)),
+            2 => {
+                let k = j | 1;
+                out.push((
+                    format!("h{}.example.com", k % HOSTS),
+                    format!("/dir/{k}/sub"),
+                    None,
+                ))
+            }
             _ => out.push((host, "/nothing/here/at/all".to_string(), None)),
         }
     }

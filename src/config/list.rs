@@ -132,9 +132,16 @@ fn row<'a>(rec: &'a csv::StringRecord, line: u32) -> Result<ListRow<'a>, String>
 ///
 /// Returns the number of rows, or every problem (`io`, `bad_list_row`) with
 /// the CSV file and line.
-pub fn read(
+pub fn read(path: &Path, list_id: &str, f: impl FnMut(ListRow<'_>)) -> Result<usize, Vec<Problem>> {
+    read_with_hint(path, list_id, |_| {}, f)
+}
+
+/// Like [`read`], first telling `hint` how many lines the file has (an upper
+/// bound of its rows), so the caller can size its tables once.
+pub fn read_with_hint(
     path: &Path,
     list_id: &str,
+    hint: impl FnOnce(usize),
     mut f: impl FnMut(ListRow<'_>),
 ) -> Result<usize, Vec<Problem>> {
     let file_name = path.display().to_string();
@@ -144,6 +151,7 @@ pub fn read(
                 .in_file(&file_name),
         ]
     })?;
+    hint(data.iter().filter(|b| **b == b'\n').count() + 1);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

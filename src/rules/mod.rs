@@ -1003,6 +1003,25 @@ impl Compiler {
         t
     }
 
+    /// Makes room for `n` more rules before a list is added.
+    fn reserve(&mut self, n: usize) {
+        let set = &mut self.set;
+        set.rules.reserve(n);
+        set.arena.reserve(n * 64);
+        let rules = &set.rules;
+        let arena = &set.arena;
+        let hasher = &set.hasher;
+        let rehash = |&i: &u32| {
+            let r = &rules[i as usize];
+            let mut h = hasher.build_hasher();
+            (r.tier << 1 | u32::from(r.flags & CASE_INSENSITIVE != 0)).hash(&mut h);
+            arena[r.key.off as usize..(r.key.off + r.key.len) as usize].hash(&mut h);
+            h.finish()
+        };
+        set.exact_index.reserve(n, rehash);
+        set.prefix_index.reserve(n / 4, rehash);
+    }
+
     fn add_redirect(&mut self, cfg: &Config, r: &RedirectRule) {
         let file = r.place.file.to_string();
         let label = self.label(&r.id, &file, false, false);
@@ -1039,42 +1058,51 @@ impl Compiler {
         let file = l.file.display().to_string();
         let label = self.label(&l.id, &file, true, l.metrics == ListMetrics::Source);
         let preserve_method = cfg.defaults.preserve_method;
-        let result = list::read(&l.file, &l.id, |row: ListRow<'_>| {
-            self.add(NewRule {
-                label,
-                line: row.line,
-                column: 0,
-                source: row.source,
-                host: &row.host,
-                kind: if row.subpath {
-                    PathKind::Prefix
-                } else {
-                    PathKind::Exact
-                },
-                path: row.path,
-                to: Some(row.target),
-                pool: None,
-                status: row.status,
-                query: if row.preserve_query {
-                    QueryMode::Preserve
-                } else {
-                    QueryMode::Drop
-                },
-                keep_suffix: row.preserve_suffix,
-                literal_target: true,
-                preserve_method,
-                methods: 0,
-                scheme: row.scheme,
-                case_insensitive: false,
-                active_from: None,
-                active_until: None,
-                cache_control: None,
-                retry_after: None,
-                headers: &[],
-                id: &l.id,
-                file: &file,
-            });
-        });
+        let reserve = std::cell::Cell::new(0usize);
+        let result = list::read_with_hint(
+            &l.file,
+            &l.id,
+            |n| reserve.set(n),
+            |row: ListRow<'_>| {
+                if reserve.get() > 0 {
+                    self.reserve(reserve.replace(0));
+                }
+                self.add(NewRule {
+                    label,
+                    line: row.line,
+                    column: 0,
+                    source: row.source,
+                    host: &row.host,
+                    kind: if row.subpath {
+                        PathKind::Prefix
+                    } else {
+                        PathKind::Exact
+                    },
+                    path: row.path,
+                    to: Some(row.target),
+                    pool: None,
+                    status: row.status,
+                    query: if row.preserve_query {
+                        QueryMode::Preserve
+                    } else {
+                        QueryMode::Drop
+                    },
+                    keep_suffix: row.preserve_suffix,
+                    literal_target: true,
+                    preserve_method,
+                    methods: 0,
+                    scheme: row.scheme,
+                    case_insensitive: false,
+                    active_from: None,
+                    active_until: None,
+                    cache_control: None,
+                    retry_after: None,
+                    headers: &[],
+                    id: &l.id,
+                    file: &file,
+                });
+            },
+        );
         if let Err(problems) = result {
             self.problems.extend(problems.into_iter().map(|p| {
                 let p = if p.file.is_none() {
