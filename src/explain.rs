@@ -3,7 +3,7 @@
 //! The URL is split (not normalised: the path goes to [`RuleSet::decide`]
 //! exactly as a client would send it) into scheme, Host, path and query.
 
-use crate::config::Scheme;
+use crate::config::{MaintenanceConfig, Scheme};
 use crate::rules::{Decision, RequestView, RuleSet};
 use serde_json::{json, Value};
 
@@ -44,7 +44,16 @@ pub fn split_url(url: &str) -> Result<UrlParts, String> {
 }
 
 /// The decision for `method url` as JSON (the `explain --format json` object).
-pub fn explain_json(set: &RuleSet, method: &str, url: &UrlParts, now: i64) -> Value {
+///
+/// `maintenance` is the `[maintenance]` section: when it is enabled, what no
+/// rule answers goes to its pool or backends.
+pub fn explain_json(
+    set: &RuleSet,
+    maintenance: Option<&MaintenanceConfig>,
+    method: &str,
+    url: &UrlParts,
+    now: i64,
+) -> Value {
     let req = RequestView {
         method,
         scheme: url.scheme,
@@ -87,6 +96,37 @@ pub fn explain_json(set: &RuleSet, method: &str, url: &UrlParts, now: i64) -> Va
             }
             v
         }
+        Decision::NoMatch if maintenance.is_some_and(|m| m.enabled) => {
+            let m = maintenance.expect("checked");
+            match &m.redirect_pool {
+                Some(pool) => {
+                    let location = set
+                        .pools()
+                        .iter()
+                        .find(|p| &p.name == pool)
+                        .and_then(|p| p.targets.first())
+                        .map(|(base, _, _)| {
+                            let path =
+                                crate::matcher::path::remove_dot_segments(url.path.as_bytes())
+                                    .map(|p| p.into_owned())
+                                    .unwrap_or_else(|_| b"/".to_vec());
+                            let mut out = String::new();
+                            crate::location::assemble(
+                                &mut out,
+                                false,
+                                base,
+                                None,
+                                None,
+                                Some(&path),
+                                url.query.as_deref().map(str::as_bytes),
+                            );
+                            out
+                        });
+                    json!({"outcome": "maintenance", "status": 307, "pool": pool, "location": location})
+                }
+                None => json!({"outcome": "maintenance", "backends": m.backends}),
+            }
+        }
         Decision::NoMatch if set.has_upstream() => json!({"outcome": "proxy"}),
         Decision::NoMatch => json!({"outcome": "not_found"}),
         Decision::BadRequest(b) => {
@@ -123,6 +163,12 @@ pub fn explain_text(set: &RuleSet, v: &Value) -> String {
         "not_found" => {
             "not_found: no rule matches and there is no [upstream]; the answer is 404".into()
         }
+        "maintenance" if v.get("pool").is_some() => format!(
+            "maintenance: no rule matches; redirected 307 to a target of pool \"{}\", e.g. {}",
+            s("pool"),
+            s("location")
+        ),
+        "maintenance" => "maintenance: no rule matches; proxied to a [maintenance] backend".into(),
         _ => format!("bad_request {}: {}", v["status"], s("reason")),
     }
 }

@@ -232,7 +232,13 @@ fn explain(
         print_problems(&loaded.problems);
         return ExitCode::from(1);
     };
-    let v = explain_json(set, &method, &parts, pingora_redirect::unix_now());
+    let v = explain_json(
+        set,
+        loaded.config.maintenance.as_ref(),
+        &method,
+        &parts,
+        pingora_redirect::unix_now(),
+    );
     if format == Format::Json {
         println!("{v}");
     } else {

@@ -1053,6 +1053,27 @@ impl<'s> Reader<'s> {
                 _ => self.unknown(k, POOL_KEYS, None, &section),
             }
         }
+        if let Some(HealthCheck {
+            kind: HealthCheckKind::Http { .. },
+            ..
+        }) = &p.health_check
+        {
+            if let Some(t) = p
+                .targets
+                .iter()
+                .find(|t| t.url.to_ascii_lowercase().starts_with("https://"))
+            {
+                self.bad(
+                    v,
+                    None,
+                    format!(
+                        "{section}: an http health check cannot probe the https target \"{}\" (no TLS client here); use type = \"tcp\"",
+                        t.url
+                    ),
+                );
+                return None;
+            }
+        }
         if ok && p.targets.is_empty() {
             self.bad(
                 v,
