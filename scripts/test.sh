@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# prometheus and promtool (Debian's prometheus package) for tests/prometheus.rs
-bash scripts/ensure-deps.sh prometheus:prometheus promtool:prometheus
+# prometheus and promtool (Debian's prometheus package) for tests/prometheus.rs,
+# chromium for tests/browser.rs
+bash scripts/ensure-deps.sh prometheus:prometheus promtool:prometheus chromium:chromium
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
