@@ -66,6 +66,7 @@ pub mod plugin;
 pub mod pool;
 pub mod problem;
 pub mod proxy;
+pub mod reload;
 pub mod rules;
 pub mod serve;
 

@@ -6,9 +6,10 @@
 //! `[upstream]`. HTTP/1.1 pipelining is enabled so pipelined requests are
 //! answered in order.
 
-use crate::config::{HealthCheck, HealthCheckKind, Selection, UpstreamConfig};
+use crate::config::{Config, HealthCheck, HealthCheckKind, Selection, UpstreamConfig};
 use crate::metrics::{enabled, outcomes};
 use crate::plugin::{write_error, Handled, RedirectPlugin};
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
@@ -16,10 +17,12 @@ use pingora::lb::selection::{Consistent, Random, RoundRobin};
 use pingora::lb::{Backend, LoadBalancer};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
-use pingora::services::background::{background_service, GenBackgroundService};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
 use pingora::{Error, ErrorType, Result};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How many backends `select` may look at before giving up.
 const MAX_ITERATIONS: usize = 256;
@@ -30,13 +33,6 @@ pub enum Upstream {
     RoundRobin(Arc<LoadBalancer<RoundRobin>>),
     Random(Arc<LoadBalancer<Random>>),
     Hash(Arc<LoadBalancer<Consistent>>),
-}
-
-/// A background service that runs an upstream's health checks.
-pub enum HealthService {
-    RoundRobin(GenBackgroundService<LoadBalancer<RoundRobin>>),
-    Random(GenBackgroundService<LoadBalancer<Random>>),
-    Hash(GenBackgroundService<LoadBalancer<Consistent>>),
 }
 
 fn health_check(hc: &HealthCheck) -> Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> {
@@ -78,36 +74,22 @@ where
 }
 
 impl Upstream {
-    /// Builds the balancer and, when it has health checks, the background
-    /// service that runs them (to be added to the server).
-    pub fn new(cfg: &UpstreamConfig) -> std::io::Result<(Self, Option<HealthService>)> {
-        let checked = cfg.health_check.is_some();
+    /// Builds the balancer of `cfg` (its health checks are run by [`UpstreamHealth`]).
+    pub fn new(cfg: &UpstreamConfig) -> std::io::Result<Self> {
         Ok(match cfg.selection {
-            Selection::RoundRobin => {
-                let svc = background_service("upstream health checks", build::<RoundRobin>(cfg)?);
-                let lb = svc.task();
-                (
-                    Upstream::RoundRobin(lb),
-                    checked.then_some(HealthService::RoundRobin(svc)),
-                )
-            }
-            Selection::Random => {
-                let svc = background_service("upstream health checks", build::<Random>(cfg)?);
-                let lb = svc.task();
-                (
-                    Upstream::Random(lb),
-                    checked.then_some(HealthService::Random(svc)),
-                )
-            }
-            Selection::Hash => {
-                let svc = background_service("upstream health checks", build::<Consistent>(cfg)?);
-                let lb = svc.task();
-                (
-                    Upstream::Hash(lb),
-                    checked.then_some(HealthService::Hash(svc)),
-                )
-            }
+            Selection::RoundRobin => Upstream::RoundRobin(Arc::new(build::<RoundRobin>(cfg)?)),
+            Selection::Random => Upstream::Random(Arc::new(build::<Random>(cfg)?)),
+            Selection::Hash => Upstream::Hash(Arc::new(build::<Consistent>(cfg)?)),
         })
+    }
+
+    /// Probes every backend once (in parallel) and records the results.
+    pub async fn run_health_check(&self) {
+        match self {
+            Upstream::RoundRobin(lb) => lb.backends().run_health_check(true).await,
+            Upstream::Random(lb) => lb.backends().run_health_check(true).await,
+            Upstream::Hash(lb) => lb.backends().run_health_check(true).await,
+        }
     }
 
     /// A healthy backend; `key` matters for `hash` only.
@@ -159,16 +141,110 @@ pub struct Maintenance {
 /// sets none.
 pub const DEFAULT_RETRY_AFTER: u32 = 60;
 
-/// The front proxy.
-pub struct FrontProxy {
-    pub plugin: RedirectPlugin,
+/// Where requests that no rule answers go: everything of the configuration
+/// that is not a rule, swapped as one on reload.
+pub struct Routing {
     pub upstream: Option<Upstream>,
+    /// How often the upstream's health is checked (`None`: never; every
+    /// backend counts as healthy).
+    pub upstream_interval: Option<Duration>,
+    /// The backends as configured (the metrics labels).
+    pub upstream_names: Vec<String>,
     /// `[upstream] failover_pool`: where to send clients when no backend is healthy.
     pub failover_pool: Option<String>,
     /// `Retry-After` of failover redirects.
     pub failover_retry_after: u32,
     /// The maintenance swap, when enabled.
     pub maintenance: Option<Maintenance>,
+}
+
+impl Routing {
+    /// The routing of a loaded configuration.
+    pub fn new(cfg: &Config) -> std::result::Result<Routing, String> {
+        let upstream = cfg
+            .upstream
+            .as_ref()
+            .map(|u| Upstream::new(u).map_err(|e| format!("[upstream]: {e}")))
+            .transpose()?;
+        let retry_after = cfg
+            .maintenance
+            .as_ref()
+            .and_then(|m| m.retry_after)
+            .unwrap_or(DEFAULT_RETRY_AFTER);
+        let maintenance = match &cfg.maintenance {
+            Some(m) if m.enabled => Some(Maintenance {
+                mode: match &m.redirect_pool {
+                    Some(pool) => MaintenanceMode::RedirectPool(pool.clone()),
+                    None => {
+                        let lb_cfg = UpstreamConfig {
+                            backends: m.backends.clone(),
+                            selection: Selection::RoundRobin,
+                            health_check: None,
+                            failover_pool: None,
+                        };
+                        MaintenanceMode::Backends(
+                            Upstream::new(&lb_cfg).map_err(|e| format!("[maintenance]: {e}"))?,
+                        )
+                    }
+                },
+                retry_after,
+            }),
+            _ => None,
+        };
+        Ok(Routing {
+            upstream,
+            upstream_interval: cfg
+                .upstream
+                .as_ref()
+                .and_then(|u| u.health_check.as_ref())
+                .map(|h| h.interval),
+            upstream_names: cfg
+                .upstream
+                .as_ref()
+                .map(|u| u.backends.clone())
+                .unwrap_or_default(),
+            failover_pool: cfg.upstream.as_ref().and_then(|u| u.failover_pool.clone()),
+            failover_retry_after: retry_after,
+            maintenance,
+        })
+    }
+}
+
+/// The front proxy.
+pub struct FrontProxy {
+    pub plugin: RedirectPlugin,
+    pub routing: Arc<ArcSwap<Routing>>,
+}
+
+/// Runs the health checks of the upstream in force, on its interval; follows
+/// reloads (a new upstream is checked once before it is swapped in).
+pub struct UpstreamHealth {
+    pub routing: Arc<ArcSwap<Routing>>,
+}
+
+#[async_trait]
+impl BackgroundService for UpstreamHealth {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut next = Instant::now();
+        let mut current: Option<Arc<Routing>> = None;
+        loop {
+            let routing = self.routing.load_full();
+            if !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &routing)) {
+                current = Some(routing.clone());
+                next = Instant::now();
+            }
+            if let (Some(u), Some(every)) = (&routing.upstream, routing.upstream_interval) {
+                if Instant::now() >= next {
+                    u.run_health_check().await;
+                    next = Instant::now() + every;
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
 }
 
 /// Per-request state.
@@ -222,7 +298,8 @@ impl ProxyHttp for FrontProxy {
             }
             Handled::Pass => {}
         }
-        if let Some(m) = &self.maintenance {
+        let routing = self.routing.load();
+        if let Some(m) = &routing.maintenance {
             count(&out.maintenance);
             match &m.mode {
                 MaintenanceMode::RedirectPool(pool) => {
@@ -246,7 +323,7 @@ impl ProxyHttp for FrontProxy {
                 }
             }
         }
-        let Some(upstream) = &self.upstream else {
+        let Some(upstream) = &routing.upstream else {
             count(&out.not_found);
             write_error(session, 404, "no rule matches this URL").await?;
             return Ok(true);
@@ -257,11 +334,11 @@ impl ProxyHttp for FrontProxy {
                 ctx.backend = Some(b);
                 Ok(false)
             }
-            None => match &self.failover_pool {
+            None => match &routing.failover_pool {
                 Some(pool) => {
                     count(&out.failover);
                     self.plugin
-                        .redirect_to_pool(session, pool, self.failover_retry_after)
+                        .redirect_to_pool(session, pool, routing.failover_retry_after)
                         .await?;
                     Ok(true)
                 }

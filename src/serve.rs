@@ -1,20 +1,21 @@
 //! `serve`: the front proxy on Pingora.
 //!
 //! Builds Pingora's server from `[server]` (threads, grace period, upgrade
-//! socket, pid file), the traffic service (every `listen` address, optional
-//! h2c), the upstream health checks as a background service, and the admin
-//! service, then runs until a signal: SIGINT exits at once, SIGTERM drains for
-//! `grace_period`, SIGQUIT hands the listeners to a `serve --upgrade`.
+//! socket, pid file) and adds: the traffic service (every `listen` address,
+//! optional h2c) running [`FrontProxy`]; background services for upstream
+//! health checks, pool health checks and reload; and the admin service. It
+//! runs until a signal: SIGINT exits at once, SIGTERM drains for
+//! `grace_period`, SIGQUIT hands the listeners to a `serve --upgrade`, SIGHUP
+//! reloads the configuration.
 
 use crate::admin::AdminApp;
 use crate::config::Config;
-use crate::config::{Selection, UpstreamConfig};
 use crate::plugin::{Engine, RedirectPlugin};
 use crate::pool::PoolHealth;
-use crate::proxy::{
-    FrontProxy, HealthService, Maintenance, MaintenanceMode, Upstream, DEFAULT_RETRY_AFTER,
-};
+use crate::proxy::{FrontProxy, Routing, UpstreamHealth};
+use crate::reload::Reloader;
 use crate::rules::RuleSet;
+use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -22,7 +23,7 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How `serve` was asked to start.
 pub struct ServeOptions {
@@ -46,6 +47,31 @@ pub fn server_conf(cfg: &Config, daemon: bool) -> ServerConf {
     conf
 }
 
+/// Refreshes the health gauges from the live state (called at each scrape).
+fn refresh_gauges(engine: &ArcSwap<Engine>, routing: &ArcSwap<Routing>) {
+    let m = crate::metrics::metrics();
+    let r = routing.load();
+    if let Some(u) = &r.upstream {
+        let health = u.health();
+        for name in &r.upstream_names {
+            let addr = name.parse::<std::net::SocketAddr>().ok();
+            let up = health
+                .iter()
+                .any(|(b, ok)| *ok && b.addr.as_inet() == addr.as_ref());
+            m.upstream_backend_up
+                .with_label_values(&[name])
+                .set(i64::from(up));
+        }
+    }
+    for pool in &engine.load().pools {
+        for t in &pool.targets {
+            m.pool_target_up
+                .with_label_values(&[&pool.name, &t.url])
+                .set(i64::from(t.is_healthy()));
+        }
+    }
+}
+
 /// Runs the front proxy; returns only on a startup error.
 pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String> {
     let opt = Opt {
@@ -53,115 +79,38 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
         daemon: opts.daemon,
         ..Opt::default()
     };
+    let routing = Arc::new(ArcSwap::from_pointee(Routing::new(&cfg)?));
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, opts.daemon));
     server.bootstrap();
 
-    let count = rules.len();
     if std::env::var("PINGORA_REDIRECT_METRICS").is_ok_and(|v| v == "off") {
         crate::metrics::set_enabled(false);
     }
+    let count = rules.len();
     crate::metrics::set_rule_counts(rules.counts());
     crate::metrics::record_start(crate::unix_now());
-    let engine = Engine::new(rules, &cfg);
-    let plugin = RedirectPlugin::from_engine(engine);
+    let plugin = RedirectPlugin::from_engine(Engine::new(rules, &cfg));
     let engine = plugin.engine().clone();
-    let engine_for_health = engine.clone();
 
-    let mut upstream = None;
-    if let Some(u) = &cfg.upstream {
-        let (lb, health) = Upstream::new(u).map_err(|e| format!("[upstream]: {e}"))?;
-        match health {
-            Some(HealthService::RoundRobin(s)) => {
-                server.add_service(s);
-            }
-            Some(HealthService::Random(s)) => {
-                server.add_service(s);
-            }
-            Some(HealthService::Hash(s)) => {
-                server.add_service(s);
-            }
-            None => {}
-        }
-        upstream = Some(lb);
-    }
-
-    let refresh = {
-        let upstream = upstream.clone();
-        let backends: Vec<String> = cfg
-            .upstream
-            .as_ref()
-            .map(|u| u.backends.clone())
-            .unwrap_or_default();
-        move || {
-            let m = crate::metrics::metrics();
-            if let Some(u) = &upstream {
-                let health = u.health();
-                for name in &backends {
-                    let addr = name.parse::<std::net::SocketAddr>().ok();
-                    let up = health
-                        .iter()
-                        .any(|(b, ok)| *ok && b.addr.as_inet() == addr.as_ref());
-                    m.upstream_backend_up
-                        .with_label_values(&[name])
-                        .set(i64::from(up));
-                }
-            }
-            for pool in &engine.load().pools {
-                for t in &pool.targets {
-                    m.pool_target_up
-                        .with_label_values(&[&pool.name, &t.url])
-                        .set(i64::from(t.is_healthy()));
-                }
-            }
-        }
-    };
-    // Pool health checks, following the engine across reloads.
-    if cfg.pools.values().any(|p| p.health_check.is_some()) {
-        server.add_service(background_service(
-            "pool health checks",
-            PoolHealth {
-                engine: engine_for_health,
-            },
-        ));
-    }
-    let retry_after = cfg
-        .maintenance
-        .as_ref()
-        .and_then(|m| m.retry_after)
-        .unwrap_or(DEFAULT_RETRY_AFTER);
-    let maintenance = match &cfg.maintenance {
-        Some(m) if m.enabled => Some(Maintenance {
-            mode: match &m.redirect_pool {
-                Some(pool) => MaintenanceMode::RedirectPool(pool.clone()),
-                None => {
-                    let lb_cfg = UpstreamConfig {
-                        backends: m.backends.clone(),
-                        selection: Selection::RoundRobin,
-                        health_check: None,
-                        failover_pool: None,
-                    };
-                    let (lb, _) =
-                        Upstream::new(&lb_cfg).map_err(|e| format!("[maintenance]: {e}"))?;
-                    MaintenanceMode::Backends(lb)
-                }
-            },
-            retry_after,
-        }),
-        _ => None,
-    };
-    if maintenance.is_some() {
-        log::warn!("maintenance is on: requests no rule answers are not sent to [upstream]");
-    }
-    let front = FrontProxy {
-        plugin,
-        upstream,
-        failover_pool: cfg.upstream.as_ref().and_then(|u| u.failover_pool.clone()),
-        failover_retry_after: retry_after,
-        maintenance,
-    };
+    server.add_service(background_service(
+        "upstream health checks",
+        UpstreamHealth {
+            routing: routing.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "pool health checks",
+        PoolHealth {
+            engine: engine.clone(),
+        },
+    ));
 
     let mut options = HttpServerOptions::default();
     options.h2c = cfg.server.h2c;
+    let front = FrontProxy {
+        plugin,
+        routing: routing.clone(),
+    };
     let mut proxy = ProxyServiceBuilder::new(&server.configuration, front)
         .name("pingora-redirect")
         .server_options(options)
@@ -172,6 +121,10 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
     server.add_service(proxy);
 
     let ready = Arc::new(AtomicBool::new(false));
+    let refresh = {
+        let (engine, routing) = (engine.clone(), routing.clone());
+        move || refresh_gauges(&engine, &routing)
+    };
     let mut admin = Service::new(
         "pingora-redirect admin".to_string(),
         AdminApp {
@@ -182,12 +135,22 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
     admin.add_tcp(&cfg.server.admin.to_string());
     server.add_service(admin);
 
+    let listen = cfg.server.listen.clone();
+    let admin_addr = cfg.server.admin;
+    if cfg.maintenance.as_ref().is_some_and(|m| m.enabled) {
+        log::warn!("maintenance is on: requests no rule answers are not sent to [upstream]");
+    }
+    server.add_service(background_service(
+        "reload",
+        Reloader {
+            path: cfg.path.clone(),
+            engine,
+            routing,
+            config: Mutex::new(cfg),
+        },
+    ));
+
     ready.store(true, Ordering::Release);
-    log::info!(
-        "serving {} rules on {:?}, admin on {}",
-        count,
-        cfg.server.listen,
-        cfg.server.admin
-    );
+    log::info!("serving {count} rules on {listen:?}, admin on {admin_addr}");
     server.run_forever()
 }

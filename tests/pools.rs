@@ -236,10 +236,19 @@ id = "nq"
 prefix = "/nq"
 pool = "p"
 query = "drop"
+
+[pools.sub]
+targets = ["{}/mirror/"]
+
+[[redirect]]
+id = "sub"
+prefix = "/sub"
+pool = "sub"
 "#,
         base(&a),
         weighted(&b, 1),
-        weighted(&c, 2)
+        weighted(&c, 2),
+        base(&a)
     ));
     let targets = [&a, &b, &c];
     let mut conn = proxy.connect();
@@ -289,6 +298,29 @@ query = "drop"
     assert_pool_redirect(&r, 307, &targets, "/nq/page", "no-store", None);
     let r = once(proxy.port, "POST", "/nq/form?x=1", &[], b"a=b");
     assert_pool_redirect(&r, 307, &targets, "/nq/form", "no-store", None);
+
+    // A base URL with a path: one `/` between it and the request path; the
+    // metrics label is the target as configured.
+    let r = send(&mut conn, "GET", "/sub/x/y?z=1", &[]);
+    assert_eq!(r.status, 307, "{r:?}");
+    assert_eq!(
+        r.header("location"),
+        Some(format!("{}/mirror/sub/x/y?z=1", base(&a)).as_str()),
+        "{r:?}"
+    );
+    expect_metric(
+        proxy.admin_port,
+        &format!(
+            "pingora_redirect_pool_selections_total{{pool=\"sub\",target=\"{}/mirror/\"}}",
+            base(&a)
+        ),
+        Some(1.0),
+    );
+
+    // A pool without `health_check` counts every target as healthy.
+    for t in targets {
+        assert_eq!(metric(proxy.admin_port, &up_series("p", t)), Some(1.0));
+    }
 
     // A pool rule answers from the configuration: no target was contacted.
     for t in targets {

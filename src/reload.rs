@@ -1,0 +1,270 @@
+//! Reload: SIGHUP, or a change of a watched file → load and compile on a
+//! thread of its own → swap atomically.
+//!
+//! The [`Reloader`] is a Pingora background service. On SIGHUP (and, with
+//! `watch = true`, when the configuration file or a list it names changes:
+//! polled by path, so editors that write a new file and rename it over the
+//! old one are seen, and debounced until the file stops changing) it reads,
+//! compiles and lints the configuration on a new OS thread, never on the
+//! runtime that serves traffic. A new upstream gets one round of health
+//! checks there before it is used, and pool targets keep the health they had.
+//! Only then are the rules (with pools) and the routing (upstream, failover,
+//! maintenance) swapped in; requests in flight finish on what they loaded.
+//! A configuration that does not load leaves the running one in place; the
+//! reason is logged with its places and counted
+//! (`pingora_redirect_config_reloads_total{result="failure"}`,
+//! `pingora_redirect_config_last_reload_successful 0`). Listeners, threads
+//! and the admin address cannot change without a restart: a change is logged
+//! and otherwise ignored.
+
+use crate::config::{Config, ServerConfig};
+use crate::metrics;
+use crate::plugin::Engine;
+use crate::problem::Problem;
+use crate::proxy::Routing;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// How often watched files are looked at.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// The reload service.
+pub struct Reloader {
+    pub path: PathBuf,
+    pub engine: Arc<ArcSwap<Engine>>,
+    pub routing: Arc<ArcSwap<Routing>>,
+    /// The configuration in force (for what needs a restart, `watch` and the
+    /// files to watch).
+    pub config: Mutex<Config>,
+}
+
+/// What identifies a version of a file: modification time, size, inode.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+fn watched_files(cfg: &Config) -> Vec<PathBuf> {
+    let mut files = vec![cfg.path.clone()];
+    files.extend(cfg.lists.iter().map(|l| l.file.clone()));
+    files
+}
+
+/// What changed in `[server]` that only a restart applies.
+fn needs_restart(old: &ServerConfig, new: &ServerConfig) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if old.listen != new.listen {
+        v.push("listen");
+    }
+    if old.threads != new.threads {
+        v.push("threads");
+    }
+    if old.admin != new.admin {
+        v.push("admin");
+    }
+    if old.h2c != new.h2c {
+        v.push("h2c");
+    }
+    if old.grace_period != new.grace_period {
+        v.push("grace_period");
+    }
+    if old.upgrade_sock != new.upgrade_sock {
+        v.push("upgrade_sock");
+    }
+    if old.pid_file != new.pid_file {
+        v.push("pid_file");
+    }
+    v
+}
+
+/// A loaded, compiled, health-checked configuration ready to swap in.
+pub struct Prepared {
+    pub config: Config,
+    pub engine: Engine,
+    pub routing: Routing,
+}
+
+/// Loads, compiles and lints `path` and builds what requests need; run on a
+/// thread of its own. `old` carries pool health over.
+pub fn prepare(path: &Path, old: &Engine) -> Result<Prepared, Vec<Problem>> {
+    let loaded = crate::rules::load(path, crate::unix_now()).map_err(|p| vec![p])?;
+    let errors: Vec<Problem> = loaded
+        .problems
+        .iter()
+        .filter(|p| p.is_error())
+        .cloned()
+        .collect();
+    let Some(rules) = loaded.rules else {
+        return Err(errors);
+    };
+    for w in loaded.problems.iter().filter(|p| !p.is_error()) {
+        log::warn!("{w}");
+    }
+    let routing = Routing::new(&loaded.config).map_err(|e| vec![Problem::error("io", e)])?;
+    // A new upstream is checked once before it serves, so a dead backend
+    // gets no request meanwhile.
+    if let (Some(u), Some(_)) = (&routing.upstream, routing.upstream_interval) {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(u.run_health_check());
+        }
+    }
+    let engine = Engine::new(rules, &loaded.config);
+    for pool in &engine.pools {
+        if let Some(before) = old.pool(&pool.name) {
+            for t in &pool.targets {
+                if let Some(b) = before.targets.iter().find(|b| b.url == t.url) {
+                    t.set_healthy(b.is_healthy());
+                }
+            }
+        }
+    }
+    Ok(Prepared {
+        config: loaded.config,
+        engine,
+        routing,
+    })
+}
+
+/// Gives the calling thread the lowest CPU priority (nice 19), so compiling a
+/// large rule set yields to the threads that serve requests.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take no pointers; setpriority on a
+    // thread id changes only that thread on Linux.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}
+
+impl Reloader {
+    /// Reloads now; returns whether the new configuration is in force.
+    pub async fn reload(&self, why: &str) -> bool {
+        let path = self.path.clone();
+        let old = self.engine.load_full();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("pingora-redirect reload".into())
+            .spawn(move || {
+                lower_priority();
+                let _ = tx.send(prepare(&path, &old));
+            });
+        let result = match spawned {
+            Ok(_) => rx
+                .await
+                .unwrap_or_else(|_| Err(vec![Problem::error("io", "the reload thread stopped")])),
+            Err(e) => Err(vec![Problem::error(
+                "io",
+                format!("cannot start the reload thread: {e}"),
+            )]),
+        };
+        let now = crate::unix_now();
+        match result {
+            Ok(p) => {
+                let restart = {
+                    let cfg = self.config.lock().unwrap_or_else(|e| e.into_inner());
+                    needs_restart(&cfg.server, &p.config.server)
+                };
+                if !restart.is_empty() {
+                    log::warn!(
+                        "reload ({why}): [server] {} changed; that needs a restart or a graceful upgrade and is ignored until then",
+                        restart.join(", ")
+                    );
+                }
+                let counts = p.engine.rules.counts();
+                let n = p.engine.rules.len();
+                self.engine.store(Arc::new(p.engine));
+                self.routing.store(Arc::new(p.routing));
+                *self.config.lock().unwrap_or_else(|e| e.into_inner()) = p.config;
+                metrics::set_rule_counts(counts);
+                metrics::record_reload(true, now);
+                log::info!("reload ({why}): {} loaded, {n} rules", self.path.display());
+                true
+            }
+            Err(problems) => {
+                metrics::record_reload(false, now);
+                log::error!(
+                    "reload ({why}) failed: {} does not load; the running configuration stays",
+                    self.path.display()
+                );
+                for p in problems {
+                    log::error!("{p}");
+                }
+                false
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("cannot listen for SIGHUP: {e}; reload by SIGHUP is off");
+                None
+            }
+        };
+        let snapshot =
+            |files: &[PathBuf]| -> Vec<Stamp> { files.iter().map(|f| stamp(f)).collect() };
+        let (mut files, mut seen) = {
+            let cfg = self.config.lock().unwrap_or_else(|e| e.into_inner());
+            let files = watched_files(&cfg);
+            let seen = snapshot(&files);
+            (files, seen)
+        };
+        // A change is acted on once the files have stopped changing for one tick.
+        let mut pending: Option<Vec<Stamp>> = None;
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let hup_recv = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut reloaded = false;
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = hup_recv => {
+                    self.reload("SIGHUP").await;
+                    reloaded = true;
+                }
+                _ = tick.tick() => {
+                    let watch = self.config.lock().unwrap_or_else(|e| e.into_inner()).server.watch;
+                    if watch {
+                        let now = snapshot(&files);
+                        match &pending {
+                            Some(p) if *p == now => {
+                                pending = None;
+                                self.reload("file change").await;
+                                reloaded = true;
+                            }
+                            _ if now != seen => pending = Some(now),
+                            _ => pending = None,
+                        }
+                    }
+                }
+            }
+            if reloaded {
+                // Watch what the configuration in force names, from its current state.
+                files = watched_files(&self.config.lock().unwrap_or_else(|e| e.into_inner()));
+                seen = snapshot(&files);
+                pending = None;
+            }
+        }
+    }
+}
