@@ -159,35 +159,7 @@ impl RedirectPlugin {
     /// Like [`respond`](Self::respond), saying what was done.
     pub async fn handle(&self, session: &mut Session) -> pingora::Result<Handled> {
         let reply = self.decide(session);
-        match reply {
-            Reply::Pass => Ok(Handled::Pass),
-            Reply::Bad(status, reason) => {
-                write_error(session, status, &reason).await?;
-                Ok(Handled::BadRequest { status })
-            }
-            Reply::Unavailable(retry_after) => {
-                write_unavailable(session, retry_after).await?;
-                Ok(Handled::PoolUnavailable)
-            }
-            Reply::Redirect {
-                status,
-                location,
-                cache_control,
-                retry_after,
-                headers,
-            } => {
-                write_redirect_value(
-                    session,
-                    status,
-                    location,
-                    cache_control,
-                    retry_after,
-                    &headers,
-                )
-                .await?;
-                Ok(Handled::Redirect { status })
-            }
-        }
+        write_reply(session, reply).await
     }
 
     /// Sends the request to one healthy target of pool `pool`: 307 (the
@@ -245,28 +217,10 @@ impl RedirectPlugin {
                 _ => Reply::Unavailable(retry_after),
             }
         };
-        let found = matches!(reply, Reply::Redirect { .. });
-        match reply {
-            Reply::Redirect {
-                status,
-                location,
-                cache_control,
-                retry_after,
-                headers,
-            } => {
-                write_redirect_value(
-                    session,
-                    status,
-                    location,
-                    cache_control,
-                    retry_after,
-                    &headers,
-                )
-                .await?
-            }
-            _ => write_unavailable(session, retry_after).await?,
-        }
-        Ok(found)
+        Ok(matches!(
+            write_reply(session, reply).await?,
+            Handled::Redirect { .. }
+        ))
     }
 
     /// The decision for the request in `session`, counted in the metrics.
@@ -325,6 +279,39 @@ impl RedirectPlugin {
                     None => Reply::Unavailable(p.retry_after.unwrap_or(60)),
                 }
             }
+        }
+    }
+}
+
+/// Writes what [`RedirectPlugin::decide`] (or a pool redirect) settled on.
+async fn write_reply(session: &mut Session, reply: Reply) -> pingora::Result<Handled> {
+    match reply {
+        Reply::Pass => Ok(Handled::Pass),
+        Reply::Bad(status, reason) => {
+            write_error(session, status, &reason).await?;
+            Ok(Handled::BadRequest { status })
+        }
+        Reply::Unavailable(retry_after) => {
+            write_unavailable(session, retry_after).await?;
+            Ok(Handled::PoolUnavailable)
+        }
+        Reply::Redirect {
+            status,
+            location,
+            cache_control,
+            retry_after,
+            headers,
+        } => {
+            write_redirect_value(
+                session,
+                status,
+                location,
+                cache_control,
+                retry_after,
+                &headers,
+            )
+            .await?;
+            Ok(Handled::Redirect { status })
         }
     }
 }
