@@ -268,3 +268,43 @@ impl BackgroundService for Reloader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_thread_and_admin_changes_need_a_restart() {
+        let old = ServerConfig::default();
+        let mut new = old.clone();
+        assert!(needs_restart(&old, &new).is_empty());
+        new.listen = vec!["127.0.0.1:1".parse().unwrap()];
+        new.threads = old.threads + 1;
+        new.admin = "127.0.0.1:2".parse().unwrap();
+        new.watch = !old.watch;
+        new.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            needs_restart(&old, &new),
+            vec!["listen", "threads", "admin"]
+        );
+    }
+
+    #[test]
+    fn a_rename_over_a_file_changes_its_stamp() {
+        let dir = std::env::temp_dir().join(format!("pr-stamp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "a = 1\n").unwrap();
+        let before = stamp(&file);
+        let tmp = dir.join("c.toml.tmp");
+        std::fs::write(&tmp, "a = 2\n").unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        assert_ne!(
+            stamp(&file),
+            before,
+            "the inode of the renamed file differs"
+        );
+        assert_eq!(stamp(&dir.join("missing")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
