@@ -51,6 +51,9 @@ pub struct Engine {
     /// Pools in the order of `rules.pools()`.
     pub pools: Vec<Arc<Pool>>,
     pub trusted_proxies: Vec<IpNet>,
+    /// `Retry-After` of a pool's 503 when the rule sets none: `[maintenance]
+    /// retry_after`, else 60 s.
+    pub retry_after: u32,
     /// `[defaults]` Cache-Control values, built once.
     permanent_cc: HeaderValue,
     temporary_cc: HeaderValue,
@@ -70,6 +73,11 @@ impl Engine {
             rules,
             pools,
             trusted_proxies: config.server.trusted_proxies.clone(),
+            retry_after: config
+                .maintenance
+                .as_ref()
+                .and_then(|m| m.retry_after)
+                .unwrap_or(60),
             permanent_cc: HeaderValue::from_str(&config.defaults.permanent_cache_control)
                 .unwrap_or_else(|_| HeaderValue::from_static("max-age=86400")),
             temporary_cc: HeaderValue::from_str(&config.defaults.temporary_cache_control)
@@ -276,7 +284,7 @@ impl RedirectPlugin {
                             headers: p.headers.to_vec(),
                         }
                     }
-                    None => Reply::Unavailable(p.retry_after.unwrap_or(60)),
+                    None => Reply::Unavailable(p.retry_after.unwrap_or(engine.retry_after)),
                 }
             }
         }

@@ -299,9 +299,18 @@ impl ProxyHttp for FrontProxy {
             Handled::Pass => {}
         }
         let routing = self.routing.load();
+        // `OPTIONS *` asks about the server, not a resource: never redirected.
+        let options_star = {
+            let req = session.req_header();
+            req.method == http::Method::OPTIONS && req.uri.path() == "*"
+        };
         if let Some(m) = &routing.maintenance {
             count(&out.maintenance);
             match &m.mode {
+                MaintenanceMode::RedirectPool(_) if options_star => {
+                    crate::plugin::write_unavailable(session, m.retry_after).await?;
+                    return Ok(true);
+                }
                 MaintenanceMode::RedirectPool(pool) => {
                     self.plugin
                         .redirect_to_pool(session, pool, m.retry_after)
@@ -334,7 +343,7 @@ impl ProxyHttp for FrontProxy {
                 ctx.backend = Some(b);
                 Ok(false)
             }
-            None => match &routing.failover_pool {
+            None => match routing.failover_pool.as_ref().filter(|_| !options_star) {
                 Some(pool) => {
                     count(&out.failover);
                     self.plugin

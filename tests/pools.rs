@@ -887,7 +887,13 @@ status = 301
     assert_eq!(r.header("cache-control"), Some("max-age=86400"));
     assert_eq!(r.header("retry-after"), None);
 
-    expect_metric(port, &outcome_series("maintenance"), Some(11.0));
+    // `OPTIONS *` is never redirected (§6): under maintenance it gets 503.
+    let r = once(proxy.port, "OPTIONS", "*", &[], b"");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("location"), None, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("300"));
+
+    expect_metric(port, &outcome_series("maintenance"), Some(12.0));
     expect_metric(port, &outcome_series("redirect"), Some(1.0));
     expect_metric(port, &outcome_series("proxy"), Some(0.0));
     // §7: maintenance selections count too.
