@@ -127,6 +127,12 @@ fn main() -> ExitCode {
 }
 
 fn serve(conf: &std::path::Path, upgrade: bool, daemon: bool) -> ExitCode {
+    // SIGHUP reloads once the server runs; until its handler is installed a
+    // SIGHUP (the default action ends the process) is ignored.
+    // SAFETY: setting a signal disposition to SIG_IGN has no handler to race.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let loaded = match load(conf) {
         Ok(l) => l,

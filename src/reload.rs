@@ -38,9 +38,11 @@ pub struct Reloader {
     pub path: PathBuf,
     pub engine: Arc<ArcSwap<Engine>>,
     pub routing: Arc<ArcSwap<Routing>>,
-    /// The configuration in force (for what needs a restart, `watch` and the
-    /// files to watch).
+    /// The configuration last loaded (for `watch` and the files to watch).
     pub config: Mutex<Config>,
+    /// `[server]` as the process started with it: what a restart-only
+    /// change is compared with.
+    pub started: ServerConfig,
 }
 
 /// What identifies a version of a file: modification time, size, inode.
@@ -120,13 +122,34 @@ pub fn prepare(path: &Path, old: &Engine) -> Result<Prepared, Vec<Problem>> {
         }
     }
     let engine = Engine::new(rules, &loaded.config);
+    let mut unchecked = Vec::new();
     for pool in &engine.pools {
-        if let Some(before) = old.pool(&pool.name) {
-            for t in &pool.targets {
-                if let Some(b) = before.targets.iter().find(|b| b.url == t.url) {
-                    t.set_healthy(b.is_healthy());
+        let before = old.pool(&pool.name);
+        for t in &pool.targets {
+            match before.and_then(|b| b.targets.iter().find(|b| b.url == t.url)) {
+                Some(b) => t.set_healthy(b.is_healthy()),
+                None => {
+                    if let Some(hc) = &pool.health_check {
+                        unchecked.push((t, hc));
+                    }
                 }
             }
+        }
+    }
+    // Targets new to a checked pool are probed once before they get clients.
+    if !unchecked.is_empty() {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(async {
+                for (t, hc) in unchecked {
+                    let timeout = hc
+                        .interval
+                        .clamp(Duration::from_millis(100), Duration::from_secs(1));
+                    t.set_healthy(crate::pool::probe(&t.base, &hc.kind, timeout).await);
+                }
+            });
         }
     }
     Ok(Prepared {
@@ -171,10 +194,7 @@ impl Reloader {
         let now = crate::unix_now();
         match result {
             Ok(p) => {
-                let restart = {
-                    let cfg = self.config.lock().unwrap_or_else(|e| e.into_inner());
-                    needs_restart(&cfg.server, &p.config.server)
-                };
+                let restart = needs_restart(&self.started, &p.config.server);
                 if !restart.is_empty() {
                     log::warn!(
                         "reload ({why}): [server] {} changed; that needs a restart or a graceful upgrade and is ignored until then",
@@ -236,12 +256,14 @@ impl BackgroundService for Reloader {
                     None => std::future::pending().await,
                 }
             };
-            let mut reloaded = false;
+            // The files' state before a reload reads them: a change made while
+            // it runs is then still a change afterwards.
+            let mut before: Option<Vec<Stamp>> = None;
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = hup_recv => {
+                    before = Some(snapshot(&files));
                     self.reload("SIGHUP").await;
-                    reloaded = true;
                 }
                 _ = tick.tick() => {
                     let watch = self.config.lock().unwrap_or_else(|e| e.into_inner()).server.watch;
@@ -250,8 +272,8 @@ impl BackgroundService for Reloader {
                         match &pending {
                             Some(p) if *p == now => {
                                 pending = None;
+                                before = Some(now);
                                 self.reload("file change").await;
-                                reloaded = true;
                             }
                             _ if now != seen => pending = Some(now),
                             _ => pending = None,
@@ -259,10 +281,19 @@ impl BackgroundService for Reloader {
                     }
                 }
             }
-            if reloaded {
-                // Watch what the configuration in force names, from its current state.
-                files = watched_files(&self.config.lock().unwrap_or_else(|e| e.into_inner()));
-                seen = snapshot(&files);
+            if let Some(before) = before {
+                // Watch what the configuration in force names; a file watched
+                // before keeps the state it had when the reload read it.
+                let new_files =
+                    watched_files(&self.config.lock().unwrap_or_else(|e| e.into_inner()));
+                seen = new_files
+                    .iter()
+                    .map(|f| match files.iter().position(|o| o == f) {
+                        Some(i) => before[i],
+                        None => stamp(f),
+                    })
+                    .collect();
+                files = new_files;
                 pending = None;
             }
         }

@@ -144,6 +144,7 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
         "reload",
         Reloader {
             path: cfg.path.clone(),
+            started: cfg.server.clone(),
             engine,
             routing,
             config: Mutex::new(cfg),
