@@ -9,7 +9,7 @@
 //! `Connection: close` so it is never read as the next request. Bad requests
 //! get a 400 or 414 with the reason. It returns `Ok(true)` when it responded:
 //!
-//! ```ignore
+//! ```text
 //! async fn request_filter(&self, session: &mut Session, _ctx: &mut Self::CTX) -> pingora::Result<bool> {
 //!     if self.redirects.respond(session).await? {
 //!         return Ok(true);
