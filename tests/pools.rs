@@ -96,44 +96,11 @@ fn once(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u
         }
         assert!(Instant::now() < end, "{method} {path}: no end of stream");
     }
-    parse(&buf, method == "HEAD").unwrap_or_else(|| {
+    support::parse_response(&buf, method == "HEAD").unwrap_or_else(|| {
         panic!(
             "{method} {path}: bad response {:?}",
             String::from_utf8_lossy(&buf)
         )
-    })
-}
-
-fn parse(buf: &[u8], head_only: bool) -> Option<RawResponse> {
-    let at = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let text = std::str::from_utf8(&buf[..at]).ok()?;
-    let mut lines = text.split("\r\n");
-    let mut status_line = lines.next()?.splitn(3, ' ');
-    let version = status_line.next()?.to_string();
-    let status = status_line.next()?.parse().ok()?;
-    let reason = status_line.next().unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = lines
-        .map(|l| {
-            let (n, v) = l.split_once(':')?;
-            Some((n.to_string(), v.trim().to_string()))
-        })
-        .collect::<Option<_>>()?;
-    let mut body = buf[at + 4..].to_vec();
-    if head_only {
-        body.clear();
-    } else if let Some(len) = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-    {
-        body.truncate(len);
-    }
-    Some(RawResponse {
-        version,
-        status,
-        reason,
-        headers,
-        body,
     })
 }
 

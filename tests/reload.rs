@@ -348,38 +348,7 @@ fn try_get(port: u16, path: &str) -> Option<RawResponse> {
             return None;
         }
     }
-    parse(&buf)
-}
-
-fn parse(buf: &[u8]) -> Option<RawResponse> {
-    let at = find(buf, b"\r\n\r\n")?;
-    let text = std::str::from_utf8(&buf[..at]).ok()?;
-    let mut lines = text.split("\r\n");
-    let mut status_line = lines.next()?.splitn(3, ' ');
-    let version = status_line.next()?.to_string();
-    let status = status_line.next()?.parse().ok()?;
-    let reason = status_line.next().unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = lines
-        .map(|l| {
-            let (n, v) = l.split_once(':')?;
-            Some((n.to_string(), v.trim().to_string()))
-        })
-        .collect::<Option<_>>()?;
-    let mut body = buf[at + 4..].to_vec();
-    if let Some(len) = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-    {
-        body.truncate(len);
-    }
-    Some(RawResponse {
-        version,
-        status,
-        reason,
-        headers,
-        body,
-    })
+    support::parse_response(&buf, false)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -700,7 +669,7 @@ to = "https://one.example.com/w-1"
         .unwrap();
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);
-        parse(&buf).expect("a response")
+        support::parse_response(&buf, false).expect("a response")
     };
     let r = row(list_req);
     assert_eq!(r.status, 301, "{r:?}");

@@ -948,3 +948,39 @@ async fn read_line(
         }
     }
 }
+
+/// Parses one complete response leniently (a proxied answer too): the head,
+/// then the body cut to `Content-Length` (none for a HEAD); `None` when the
+/// head is incomplete or malformed.
+pub fn parse_response(buf: &[u8], head_only: bool) -> Option<RawResponse> {
+    let at = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let text = std::str::from_utf8(&buf[..at]).ok()?;
+    let mut lines = text.split("\r\n");
+    let mut status_line = lines.next()?.splitn(3, ' ');
+    let version = status_line.next()?.to_string();
+    let status = status_line.next()?.parse().ok()?;
+    let reason = status_line.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':')?;
+            Some((n.to_string(), v.trim().to_string()))
+        })
+        .collect::<Option<_>>()?;
+    let mut body = buf[at + 4..].to_vec();
+    if head_only {
+        body.clear();
+    } else if let Some(len) = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        body.truncate(len);
+    }
+    Some(RawResponse {
+        version,
+        status,
+        reason,
+        headers,
+        body,
+    })
+}
