@@ -136,8 +136,7 @@ pub fn explain_json(
 }
 
 /// The same decision as one line of text.
-pub fn explain_text(set: &RuleSet, v: &Value) -> String {
-    let _ = set;
+pub fn explain_text(v: &Value) -> String {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     match s("outcome").as_str() {
         "redirect" => {

@@ -248,7 +248,7 @@ fn explain(
     if format == Format::Json {
         println!("{v}");
     } else {
-        println!("{}", explain_text(set, &v));
+        println!("{}", explain_text(&v));
     }
     ExitCode::SUCCESS
 }

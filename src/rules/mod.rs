@@ -361,7 +361,6 @@ struct Hit {
     rule: u32,
     suffix_at: Option<usize>,
     groups: Vec<Option<(usize, usize)>>,
-    apex_mode: bool,
 }
 
 fn scheme_code(s: Scheme) -> u8 {
@@ -497,7 +496,6 @@ impl RuleSet {
             rule,
             suffix_at: None,
             groups: Vec::new(),
-            apex_mode,
         };
         // Exact.
         if t.has_exact {
@@ -736,7 +734,6 @@ impl RuleSet {
                 query,
             );
         }
-        let _ = hit.apex_mode;
         Decision::Redirect(Redirect {
             rule,
             status,
