@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{
     expect_metric, metric, poll_until, server_section, Backend, Proxy, RawResponse, BIN,
-    IO_TIMEOUT, POLL, START_DEADLINE, STOP_DEADLINE,
+    IO_TIMEOUT, POLL, START_DEADLINE,
 };
 
 /// How long a reload (SIGHUP or a watched change) may take to show.
@@ -288,22 +288,7 @@ impl Upgraded {
     }
 
     fn stop(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        let _ = Command::new("kill")
-            .arg("-INT")
-            .arg(child.id().to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if let Some(s) = poll_until(STOP_DEADLINE, || child.try_wait().ok().flatten()) {
-            return Some(s);
-        }
-        eprintln!("serve --upgrade ignored SIGINT for {STOP_DEADLINE:?}; killing it");
-        let _ = child.kill();
-        child.wait().ok()
+        support::stop_child(self.child.take()?, "serve --upgrade")
     }
 }
 

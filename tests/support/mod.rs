@@ -253,23 +253,28 @@ impl Proxy {
 
     /// Sends SIGINT and waits for the exit (kills it after [`STOP_DEADLINE`]).
     pub fn stop(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        let _ = Command::new("kill")
-            .arg("-INT")
-            .arg(child.id().to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if let Some(status) = wait_exit(&mut child, STOP_DEADLINE) {
-            return Some(status);
-        }
-        eprintln!("pingora-redirect serve ignored SIGINT for {STOP_DEADLINE:?}; killing it");
-        let _ = child.kill();
-        child.wait().ok()
+        stop_child(self.child.take()?, "pingora-redirect serve")
     }
+}
+
+/// Stops a `serve` process: SIGINT, then a wait of [`STOP_DEADLINE`], then
+/// a kill; returns its exit status.
+pub fn stop_child(mut child: Child, what: &str) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Some(status) = wait_exit(&mut child, STOP_DEADLINE) {
+        return Some(status);
+    }
+    eprintln!("{what} ignored SIGINT for {STOP_DEADLINE:?}; killing it");
+    let _ = child.kill();
+    child.wait().ok()
 }
 
 impl Drop for Proxy {
