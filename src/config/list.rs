@@ -142,7 +142,7 @@ pub fn read_with_hint(
     path: &Path,
     list_id: &str,
     hint: impl FnOnce(usize),
-    mut f: impl FnMut(ListRow<'_>),
+    f: impl FnMut(ListRow<'_>),
 ) -> Result<usize, Vec<Problem>> {
     let file_name = path.display().to_string();
     let data = std::fs::read(path).map_err(|e| {
@@ -152,11 +152,23 @@ pub fn read_with_hint(
         ]
     })?;
     hint(data.iter().filter(|b| **b == b'\n').count() + 1);
+    parse(&data, &file_name, f)
+}
+
+/// Parses a list held in memory; `file_name` is the name problems carry.
+///
+/// Every good row goes to `f`; the result is the number of rows, or every
+/// problem (`bad_list_row`) with its line.
+pub fn parse(
+    data: &[u8],
+    file_name: &str,
+    mut f: impl FnMut(ListRow<'_>),
+) -> Result<usize, Vec<Problem>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(&data[..]);
+        .from_reader(data);
     let mut rec = csv::StringRecord::new();
     let mut problems = Vec::new();
     let mut more = 0usize;
@@ -196,7 +208,7 @@ pub fn read_with_hint(
                     Err(msg) => {
                         if problems.len() < MAX_ROW_PROBLEMS {
                             problems.push(
-                                Problem::error("bad_list_row", msg).at(&file_name, line, None),
+                                Problem::error("bad_list_row", msg).at(file_name, line, None),
                             );
                         } else {
                             more += 1;
@@ -211,7 +223,7 @@ pub fn read_with_hint(
                     _ => format!("unreadable CSV: {e}"),
                 };
                 if problems.len() < MAX_ROW_PROBLEMS {
-                    problems.push(Problem::error("bad_list_row", msg).at(&file_name, line, None));
+                    problems.push(Problem::error("bad_list_row", msg).at(file_name, line, None));
                 } else {
                     more += 1;
                 }
@@ -224,7 +236,7 @@ pub fn read_with_hint(
                 "bad_list_row",
                 format!("{more} more bad rows (only the first {MAX_ROW_PROBLEMS} are listed)"),
             )
-            .in_file(&file_name),
+            .in_file(file_name),
         );
     }
     if problems.is_empty() {

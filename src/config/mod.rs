@@ -1704,6 +1704,17 @@ pub fn normalize_config_host(h: &str) -> Result<String, String> {
     {
         return Err("not a valid host name; write e.g. \"example.com\", \"*.example.com\" or \".example.com\"".into());
     }
+    // A URL parser (WHATWG) reads a host whose last label is a number as an
+    // IPv4 address: `a.0x1` or `10.1` would not reach the name written.
+    let last = ascii.rsplit('.').next().unwrap_or("");
+    let hex = last
+        .strip_prefix("0x")
+        .is_some_and(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+    if hex || last.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "\"{ascii}\" ends in a number, so browsers read it as an IPv4 address; write an IPv4 address as four decimal numbers (e.g. \"192.0.2.1\")"
+        ));
+    }
     Ok(ascii)
 }
 

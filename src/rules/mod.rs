@@ -256,6 +256,11 @@ impl<'r> RuleRef<'r> {
     pub fn status(&self) -> u16 {
         self.rule().status
     }
+    /// Whether a 301/302 of this rule becomes 308/307 for methods other
+    /// than GET and HEAD.
+    pub fn preserves_method(&self) -> bool {
+        self.rule().flags & PRESERVE_METHOD != 0
+    }
     /// `file:line` of the rule.
     pub fn place(&self) -> String {
         format!("{}:{}", self.file(), self.line())
@@ -593,6 +598,14 @@ impl RuleSet {
         }
         if req.method == "OPTIONS" && req.path == b"*" {
             return Decision::NoMatch;
+        }
+        if req.path.first() != Some(&b'/') {
+            // Only `OPTIONS *` has a target that is not an absolute path, and
+            // `${path}` after a target's host must start a new path segment.
+            return Decision::BadRequest(BadRequest {
+                status: 400,
+                reason: "the request target is not an absolute path".into(),
+            });
         }
         let host = match req.host.map(normalize_host) {
             None => None,
