@@ -507,6 +507,41 @@ impl Conn {
         }
     }
 
+    /// Like [`read_response`](Self::read_response), also returning the head
+    /// exactly as received: the status line and the header lines, without
+    /// the blank line that ends them (the parsed values are trimmed; these
+    /// bytes are not).
+    pub fn read_response_and_head(&mut self, head: bool) -> (RawResponse, Vec<u8>) {
+        let end = Instant::now() + IO_TIMEOUT;
+        let at = loop {
+            if let Some(p) = find(&self.buf, b"\r\n\r\n") {
+                break p;
+            }
+            assert!(
+                self.buf.len() <= MAX_HEAD,
+                "response head over {MAX_HEAD} bytes"
+            );
+            assert!(
+                Instant::now() < end,
+                "no complete response head within {IO_TIMEOUT:?}; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            match self.fill() {
+                Ok(0) => panic!(
+                    "connection closed before a complete response head; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+                Ok(_) => {}
+                Err(e) => panic!(
+                    "reading a response head: {e}; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        };
+        let raw = self.buf[..at].to_vec();
+        (self.read_response(head), raw)
+    }
+
     /// Asserts that nothing but the end of the stream follows: no stray
     /// bytes are buffered and the peer closes within [`IO_TIMEOUT`] (a reset
     /// counts as closed).
