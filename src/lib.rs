@@ -59,6 +59,7 @@
 pub mod admin;
 pub mod config;
 pub mod explain;
+pub mod guard;
 pub mod location;
 pub mod matcher;
 pub mod metrics;

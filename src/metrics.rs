@@ -43,6 +43,9 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success_timestamp: IntGauge,
+    pub connections: IntGaugeVec,
+    pub connections_rejected: IntCounterVec,
+    pub client_timeouts: IntCounterVec,
 }
 
 fn build() -> prometheus::Result<Metrics> {
@@ -94,6 +97,21 @@ fn build() -> prometheus::Result<Metrics> {
         config_last_reload_success_timestamp: register_int_gauge!(
             "pingora_redirect_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration load."
+        )?,
+        connections: register_int_gauge_vec!(
+            "pingora_redirect_connections",
+            "Open client connections per listener.",
+            &["listener"]
+        )?,
+        connections_rejected: register_int_counter_vec!(
+            "pingora_redirect_connections_rejected_total",
+            "Client connections answered 503 and closed because the listener had max_connections open.",
+            &["listener"]
+        )?,
+        client_timeouts: register_int_counter_vec!(
+            "pingora_redirect_client_timeouts_total",
+            "Client connections closed for slowness, by phase: header (408) or body.",
+            &["phase"]
         )?,
     })
 }

@@ -276,6 +276,7 @@ impl ProxyHttp for FrontProxy {
 
     async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
         session.as_downstream_mut().set_pipelining_enabled(true);
+        crate::guard::headers_read(session);
         Ok(())
     }
 
@@ -369,5 +370,49 @@ impl ProxyHttp for FrontProxy {
             ))),
             None => Error::e_explain(ErrorType::HTTPStatus(502), "no healthy upstream backend"),
         }
+    }
+
+    /// A repeated `Content-Length` (`45, 45` or two lines; Pingora has
+    /// already refused differing values) goes upstream as one value: RFC 9112
+    /// §6.3 forbids forwarding the list.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        req: &mut RequestHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        let values = req.headers.get_all(http::header::CONTENT_LENGTH);
+        let mut it = values.iter();
+        let (Some(first), more) = (it.next(), it.next().is_some()) else {
+            return Ok(());
+        };
+        if more || first.as_bytes().contains(&b',') {
+            let one = first
+                .to_str()
+                .ok()
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+            match one {
+                Some(n) => req.insert_header(http::header::CONTENT_LENGTH, n)?,
+                None => {
+                    return Error::e_explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "a Content-Length that is not a number",
+                    )
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, _ctx: &mut Ctx) {
+        if e.is_some_and(|e| e.etype == ErrorType::ReadTimedout) {
+            crate::metrics::metrics()
+                .client_timeouts
+                .with_label_values(&["body"])
+                .inc();
+        }
+        crate::guard::request_done(session);
     }
 }

@@ -84,6 +84,18 @@ fn needs_restart(old: &ServerConfig, new: &ServerConfig) -> Vec<&'static str> {
     if old.pid_file != new.pid_file {
         v.push("pid_file");
     }
+    if old.header_timeout != new.header_timeout {
+        v.push("header_timeout");
+    }
+    if old.body_timeout != new.body_timeout {
+        v.push("body_timeout");
+    }
+    if old.idle_timeout != new.idle_timeout {
+        v.push("idle_timeout");
+    }
+    if old.max_connections != new.max_connections {
+        v.push("max_connections");
+    }
     v
 }
 

@@ -10,6 +10,7 @@
 
 use crate::admin::AdminApp;
 use crate::config::Config;
+use crate::guard::{Guarded, Limits};
 use crate::plugin::{Engine, RedirectPlugin};
 use crate::pool::PoolHealth;
 use crate::proxy::{FrontProxy, Routing, UpstreamHealth};
@@ -17,7 +18,6 @@ use crate::reload::Reloader;
 use crate::rules::RuleSet;
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
-use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -111,10 +111,10 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
         plugin,
         routing: routing.clone(),
     };
-    let mut proxy = ProxyServiceBuilder::new(&server.configuration, front)
-        .name("pingora-redirect")
-        .server_options(options)
-        .build();
+    let mut app = pingora::proxy::http_proxy(&server.configuration, front);
+    app.server_options = Some(options);
+    let guarded = Guarded::new(app, Limits::from_server(&cfg.server), &cfg.server.listen);
+    let mut proxy = Service::new("pingora-redirect".to_string(), guarded);
     for addr in &cfg.server.listen {
         proxy.add_tcp(&addr.to_string());
     }

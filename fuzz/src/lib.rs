@@ -139,8 +139,18 @@ const PROBES: [(&str, Option<&str>, &[u8], Option<&[u8]>); 8] = [
     ("GET", Some("a.example"), b"/", None),
     ("GET", Some("x.a.example"), b"/a/b", Some(b"q=1")),
     ("POST", Some("a.example:8080"), b"/a//evil.example", None),
-    ("GET", None, b"/docs/%2f%2fevil.example/..%2f", Some(b"x=%0d%0a")),
-    ("GET", Some("b.example"), b"/\\evil.example/\xff\x00\t", Some(b"a b")),
+    (
+        "GET",
+        None,
+        b"/docs/%2f%2fevil.example/..%2f",
+        Some(b"x=%0d%0a"),
+    ),
+    (
+        "GET",
+        Some("b.example"),
+        b"/\\evil.example/\xff\x00\t",
+        Some(b"a b"),
+    ),
     ("PUT", Some("A.EXAMPLE."), b"/old/x/../y", Some(b"")),
     ("GET", Some("a.example"), b"/p@evil.example", None),
     ("GET", Some("z.b.example"), b"/%ef%bc%8f/\xef\xbc\x8f", None),
@@ -150,7 +160,11 @@ const PROBES: [(&str, Option<&str>, &[u8], Option<&[u8]>); 8] = [
 /// IPv4 address to it, and a bad one) stands for itself as `request.invalid`:
 /// relative Locations must stay on it, whatever it is.
 fn request_url(scheme: Scheme, host: Option<&str>) -> String {
-    let url = format!("{}://{}/", scheme.as_str(), host.unwrap_or("request.invalid"));
+    let url = format!(
+        "{}://{}/",
+        scheme.as_str(),
+        host.unwrap_or("request.invalid")
+    );
     match url::Url::parse(&url) {
         Ok(_) => url,
         Err(_) => format!("{}://request.invalid/", scheme.as_str()),
@@ -482,7 +496,10 @@ pub fn decide_case(data: &[u8]) {
         now: 1_800_000_000,
     };
     let set = decide_set();
-    if path.first() != Some(&b'/') && path.len() <= 8192 && !(req.method == "OPTIONS" && path == b"*") {
+    if path.first() != Some(&b'/')
+        && path.len() <= 8192
+        && !(req.method == "OPTIONS" && path == b"*")
+    {
         assert!(
             matches!(set.decide(&req), Decision::BadRequest(ref b) if b.status == 400),
             "a target that is not an absolute path was not refused"
@@ -491,7 +508,9 @@ pub fn decide_case(data: &[u8]) {
     check_decision(set, &req, &|h, req| {
         DECIDE_HOSTS.contains(&h)
             || normal_host(req.host).as_deref() == Some(h)
-                && (h.ends_with(".shop.example") || h == "wild.example" || h.ends_with(".wild.example"))
+                && (h.ends_with(".shop.example")
+                    || h == "wild.example"
+                    || h.ends_with(".wild.example"))
     });
     // Normalisation is idempotent, and a path it accepts never climbs.
     if let Ok(once) = remove_dot_segments(path) {

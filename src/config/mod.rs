@@ -211,6 +211,15 @@ pub struct ServerConfig {
     pub watch: bool,
     pub upgrade_sock: PathBuf,
     pub pid_file: PathBuf,
+    /// The whole request head must arrive within this time from its first
+    /// byte (from the accept for a new connection), else 408 and close.
+    pub header_timeout: Duration,
+    /// The longest wait for the next bytes of a request body.
+    pub body_timeout: Duration,
+    /// How long an idle keep-alive connection waits for its next request.
+    pub idle_timeout: Duration,
+    /// Open client connections per listener; more are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -227,6 +236,10 @@ impl Default for ServerConfig {
             watch: false,
             upgrade_sock: PathBuf::from("/tmp/pingora-redirect-upgrade.sock"),
             pid_file: PathBuf::from("/tmp/pingora-redirect.pid"),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
         }
     }
 }
@@ -385,6 +398,10 @@ const SERVER_KEYS: &[&str] = &[
     "watch",
     "upgrade_sock",
     "pid_file",
+    "header_timeout",
+    "body_timeout",
+    "idle_timeout",
+    "max_connections",
 ];
 const DEFAULTS_KEYS: &[&str] = &[
     "status",
@@ -842,6 +859,34 @@ impl<'s> Reader<'s> {
                 "grace_period" => {
                     if let Some(d) = self.duration(v, "grace_period", None) {
                         s.grace_period = d;
+                    }
+                }
+                key @ ("header_timeout" | "body_timeout" | "idle_timeout") => {
+                    if let Some(d) = self.duration(v, key, None) {
+                        if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+                            self.bad(v, None, format!("`{key}` must be between 100ms and 1h"));
+                        } else if key == "header_timeout" {
+                            s.header_timeout = d;
+                        } else if key == "body_timeout" {
+                            s.body_timeout = d;
+                        } else if d.subsec_nanos() != 0 {
+                            self.bad(v, None, "`idle_timeout` is whole seconds".into());
+                        } else {
+                            s.idle_timeout = d;
+                        }
+                    }
+                }
+                "max_connections" => {
+                    if let Some(n) = self.integer(v, "max_connections", None) {
+                        if (1..=1_000_000).contains(&n) {
+                            s.max_connections = n as usize;
+                        } else {
+                            self.bad(
+                                v,
+                                None,
+                                format!("`max_connections` = {n} must be between 1 and 1000000"),
+                            );
+                        }
                     }
                 }
                 "trusted_proxies" => {

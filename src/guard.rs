@@ -1,0 +1,463 @@
+//! Slow and abusive clients: per-listener connection bounds and read deadlines.
+//!
+//! Pingora times out each *read* (60 s by default), so a client that dribbles
+//! one byte a minute keeps a connection, and the task and buffer behind it,
+//! for as long as it likes. [`Guarded`] wraps the proxy application and every
+//! accepted connection:
+//!
+//! * **Header deadline.** The whole request head must arrive within
+//!   `header_timeout` of its first byte (of the accept, for a new connection).
+//!   A client that has sent part of a head and then stalls gets
+//!   `408 Request Timeout` and is closed; one that sent nothing is closed.
+//!   The hooks mark the end of the head ([`headers_read`]) and of the request
+//!   ([`request_done`]); between requests the keep-alive `idle_timeout` holds.
+//! * **Body reads** wait at most `body_timeout` for the next bytes.
+//! * **Connection bound.** At most `max_connections` client connections per
+//!   listener are open at once. Beyond that a connection gets
+//!   `503 Service Unavailable` with `Retry-After: 1` and is closed, so a flood
+//!   of connections cannot exhaust file descriptors or memory.
+//! * **h2c detection without waiting.** With `h2c = true` Pingora reads 24
+//!   bytes to look for the HTTP/2 preface and waits forever for a shorter
+//!   HTTP/1 request. The guard answers that peek as soon as a byte differs
+//!   from the preface (and within the header deadline).
+//!
+//! An HTTP/2 connection is left to the HTTP/2 layer after its preface: its
+//! streams are multiplexed, so one slow stream does not hold the others, and
+//! an idle connection is closed by `idle_timeout`.
+
+use crate::metrics::metrics;
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
+    UniqueIDType, ALPN,
+};
+use pingora::proxy::Session;
+use pingora::server::ShutdownWatch;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+const TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 48\r\nConnection: close\r\n\r\nThe request head did not arrive within the time.";
+const BUSY_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 42\r\nRetry-After: 1\r\nConnection: close\r\n\r\nToo many connections to this listener now.";
+
+/// The limits of `[server]` that apply to client connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Limits {
+    pub fn from_server(s: &crate::config::ServerConfig) -> Limits {
+        Limits {
+            header_timeout: s.header_timeout,
+            body_timeout: s.body_timeout,
+            idle_timeout: s.idle_timeout,
+            max_connections: s.max_connections,
+        }
+    }
+}
+
+/// A [`ServerApp`] that bounds connections per listener and wraps every
+/// connection in a [`GuardedStream`] before handing it to `inner`.
+pub struct Guarded<A> {
+    inner: Arc<A>,
+    limits: Limits,
+    /// One bound per listening port, made at start.
+    listeners: HashMap<u16, Listener>,
+    /// For connections on a port not listed (none in practice).
+    other: Listener,
+}
+
+struct Listener {
+    label: String,
+    slots: Arc<Semaphore>,
+    open: prometheus::IntGauge,
+    rejected: prometheus::IntCounter,
+}
+
+impl Listener {
+    fn new(label: String, max: usize) -> Listener {
+        let m = metrics();
+        Listener {
+            open: m.connections.with_label_values(&[&label]),
+            rejected: m.connections_rejected.with_label_values(&[&label]),
+            slots: Arc::new(Semaphore::new(max)),
+            label,
+        }
+    }
+}
+
+impl<A> Guarded<A> {
+    /// Guards `inner` on the `listen` addresses.
+    pub fn new(inner: A, limits: Limits, listen: &[std::net::SocketAddr]) -> Guarded<A> {
+        let listeners = listen
+            .iter()
+            .map(|a| {
+                (
+                    a.port(),
+                    Listener::new(a.to_string(), limits.max_connections),
+                )
+            })
+            .collect();
+        Guarded {
+            inner: Arc::new(inner),
+            limits,
+            listeners,
+            other: Listener::new("other".into(), limits.max_connections),
+        }
+    }
+
+    fn listener(&self, stream: &Stream) -> &Listener {
+        stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).map(|a| a.port()))
+            .and_then(|port| self.listeners.get(&port))
+            .unwrap_or(&self.other)
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let listener = self.listener(&stream);
+        let Ok(_slot) = listener.slots.clone().try_acquire_owned() else {
+            listener.rejected.inc();
+            log::warn!(
+                "listener {} has max_connections = {} open: answered 503",
+                listener.label,
+                self.limits.max_connections
+            );
+            refuse(&mut stream).await;
+            return None;
+        };
+        listener.open.inc();
+        let guarded: Stream = Box::new(GuardedStream::new(stream, self.limits));
+        // The connection, its keep-alive requests included, is served here;
+        // the slot is held until it ends.
+        let reused = self.inner.process_new(guarded, shutdown).await;
+        listener.open.dec();
+        reused
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+/// Answers 503 and closes, reading what the client sent meanwhile (briefly)
+/// so the close does not reset the connection before the answer is read.
+async fn refuse(stream: &mut Stream) {
+    let answer = async {
+        stream.write_all(BUSY_503).await?;
+        stream.flush().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(500), answer).await;
+}
+
+const HEAD: u8 = 0;
+const BODY: u8 = 1;
+const IDLE: u8 = 2;
+const H2: u8 = 3;
+
+/// A client connection with a deadline on its request heads.
+#[derive(Debug)]
+pub struct GuardedStream {
+    inner: Stream,
+    limits: Limits,
+    /// HEAD, BODY, IDLE or H2; set by the hooks through a shared reference.
+    phase: AtomicU8,
+    /// The head deadline, while in HEAD.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// Bytes read for the current head, so a stall after some of it gets 408.
+    head_bytes: usize,
+    /// Bytes read while peeking for the HTTP/2 preface, served first.
+    peeked: Vec<u8>,
+    peeked_at: usize,
+    /// How much of the 408 answer is written, once the deadline passed.
+    timeout_written: Option<usize>,
+}
+
+impl GuardedStream {
+    fn new(inner: Stream, limits: Limits) -> GuardedStream {
+        GuardedStream {
+            inner,
+            limits,
+            phase: AtomicU8::new(HEAD),
+            deadline: Some(Box::pin(tokio::time::sleep(limits.header_timeout))),
+            head_bytes: 0,
+            peeked: Vec::new(),
+            peeked_at: 0,
+            timeout_written: None,
+        }
+    }
+
+    /// The deadline passed: write the 408 (if part of a head came), then fail.
+    fn poll_timed_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.head_bytes > 0 {
+            let mut at = *self.timeout_written.get_or_insert(0);
+            while at < TIMEOUT_408.len() {
+                match Pin::new(&mut self.inner).poll_write(cx, &TIMEOUT_408[at..]) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break,
+                    Poll::Ready(Ok(n)) => {
+                        at += n;
+                        self.timeout_written = Some(at);
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let _ = Pin::new(&mut self.inner).poll_flush(cx);
+        }
+        if self.timeout_written != Some(usize::MAX) {
+            self.timeout_written = Some(usize::MAX);
+            metrics()
+                .client_timeouts
+                .with_label_values(&["header"])
+                .inc();
+        }
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the request head did not arrive within header_timeout",
+        )))
+    }
+}
+
+/// The guard of a request's connection, if the service wraps its connections.
+fn guard_of(session: &Session) -> Option<&GuardedStream> {
+    let stream = session.as_downstream().stream()?;
+    (**stream).as_any().downcast_ref::<GuardedStream>()
+}
+
+/// Call when a request head has been read (Pingora's `early_request_filter`):
+/// stops the head deadline and applies `body_timeout` and `idle_timeout`.
+pub fn headers_read(session: &mut Session) {
+    let Some(limits) = guard_of(session).map(|g| {
+        let _ = g
+            .phase
+            .compare_exchange(HEAD, BODY, Ordering::AcqRel, Ordering::Acquire);
+        g.limits
+    }) else {
+        return;
+    };
+    let down = session.as_downstream_mut();
+    down.set_read_timeout(Some(limits.body_timeout));
+    if down.get_keepalive().is_some() {
+        down.set_keepalive(Some(limits.idle_timeout.as_secs().max(1)));
+    }
+}
+
+/// Call when a request is over (Pingora's `logging`): the next head's
+/// deadline starts with its first byte.
+pub fn request_done(session: &Session) {
+    if let Some(g) = guard_of(session) {
+        let _ = g
+            .phase
+            .compare_exchange(BODY, IDLE, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+impl AsyncRead for GuardedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.peeked_at < this.peeked.len() {
+            let n = (this.peeked.len() - this.peeked_at).min(buf.remaining());
+            buf.put_slice(&this.peeked[this.peeked_at..this.peeked_at + n]);
+            this.peeked_at += n;
+            return Poll::Ready(Ok(()));
+        }
+        let phase = this.phase.load(Ordering::Acquire);
+        if phase == IDLE {
+            let before = buf.filled().len();
+            let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+            let got = buf.filled().len() - before;
+            if got > 0 {
+                // The next request has begun: its head has a deadline.
+                this.phase.store(HEAD, Ordering::Release);
+                this.head_bytes = got;
+                this.deadline = Some(Box::pin(tokio::time::sleep(this.limits.header_timeout)));
+            }
+            return r;
+        }
+        if phase != HEAD {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        if this.timeout_written.is_some() {
+            return this.poll_timed_out(cx);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                this.head_bytes += buf.filled().len() - before;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if expired {
+                    this.poll_timed_out(cx)
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for GuardedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Peek for GuardedStream {
+    /// Reads until `buf` is full or the bytes stop matching the HTTP/2
+    /// preface, whichever is first, within the head deadline. The bytes read
+    /// are served again by the next reads.
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        let deadline = Instant::now() + self.limits.header_timeout;
+        let mut chunk = [0u8; 64];
+        while self.peeked.len() < buf.len()
+            && H2_PREFACE.starts_with(&self.peeked[..self.peeked.len().min(H2_PREFACE.len())])
+        {
+            let n = match tokio::time::timeout_at(deadline, self.inner.read(&mut chunk)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    metrics()
+                        .client_timeouts
+                        .with_label_values(&["header"])
+                        .inc();
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no request within header_timeout",
+                    ));
+                }
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.peeked.extend_from_slice(&chunk[..n]);
+        }
+        let n = self.peeked.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.peeked[..n]);
+        buf[n..].fill(0);
+        if self.peeked.starts_with(H2_PREFACE) {
+            self.phase.store(H2, Ordering::Release);
+            self.deadline = None;
+        } else {
+            self.head_bytes = self.peeked.len();
+        }
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Shutdown for GuardedStream {
+    async fn shutdown(&mut self) {
+        Shutdown::shutdown(&mut *self.inner).await
+    }
+}
+
+impl UniqueID for GuardedStream {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for GuardedStream {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for GuardedStream {
+    fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for GuardedStream {
+    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: pingora::protocols::raw_connect::ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for GuardedStream {
+    fn get_socket_digest(&self) -> Option<Arc<pingora::protocols::SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: pingora::protocols::SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
