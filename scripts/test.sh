@@ -15,3 +15,5 @@ cargo clippy --release --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --release --all-targets
 cargo test --release --doc
+echo "== fuzz smoke (${FUZZ_SECONDS:-30}s per target)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"

@@ -135,7 +135,15 @@ impl<'a> Input<'a> {
 const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"];
 
 /// Requests the configuration fuzzer asks every rule set it compiles.
-const PROBES: [(&str, Option<&str>, &[u8], Option<&[u8]>); 8] = [
+/// (method, Host, path, query)
+type Probe = (
+    &'static str,
+    Option<&'static str>,
+    &'static [u8],
+    Option<&'static [u8]>,
+);
+
+const PROBES: [Probe; 8] = [
     ("GET", Some("a.example"), b"/", None),
     ("GET", Some("x.a.example"), b"/a/b", Some(b"q=1")),
     ("POST", Some("a.example:8080"), b"/a//evil.example", None),
