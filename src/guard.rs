@@ -252,9 +252,9 @@ fn guard_of(session: &Session) -> Option<&GuardedStream> {
 /// stops the head deadline and applies `body_timeout` and `idle_timeout`.
 pub fn headers_read(session: &mut Session) {
     let Some(limits) = guard_of(session).map(|g| {
-        let _ = g
-            .phase
-            .compare_exchange(HEAD, BODY, Ordering::AcqRel, Ordering::Acquire);
+        // From HEAD, or from IDLE for a pipelined request whose head was
+        // already buffered (no read started its deadline).
+        set_phase_unless_h2(&g.phase, BODY);
         g.limits
     }) else {
         return;
@@ -270,10 +270,14 @@ pub fn headers_read(session: &mut Session) {
 /// deadline starts with its first byte.
 pub fn request_done(session: &Session) {
     if let Some(g) = guard_of(session) {
-        let _ = g
-            .phase
-            .compare_exchange(BODY, IDLE, Ordering::AcqRel, Ordering::Acquire);
+        set_phase_unless_h2(&g.phase, IDLE);
     }
+}
+
+fn set_phase_unless_h2(phase: &AtomicU8, to: u8) {
+    let _ = phase.fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+        (p != H2).then_some(to)
+    });
 }
 
 impl AsyncRead for GuardedStream {

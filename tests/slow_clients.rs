@@ -162,6 +162,59 @@ fn keep_alive_gives_each_request_its_own_head_deadline() {
 }
 
 #[test]
+fn pipelined_requests_with_bodies_keep_their_deadlines_straight() {
+    let backend = Backend::start("app");
+    let proxy = Proxy::start_with(
+        "header_timeout = \"1s\"",
+        &format!("{RULES}\n[upstream]\nbackends = [\"{}\"]\n", backend.addr()),
+    );
+    let mut c = Conn::connect(proxy.addr().port());
+    // Two POST heads in one write: the second is already buffered when the
+    // first request ends, so no read starts its deadline; its body comes
+    // later, in a read of its own.
+    c.send(
+        b"POST /form/1 HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3\r\n\r\none\
+POST /form/2 HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3\r\n\r\n",
+    );
+    assert_eq!(c.read_response(false).status, 200);
+    c.send(b"two");
+    assert_eq!(c.read_response(false).status, 200);
+    // Idle past the head deadline: no 408 arrives, and the connection
+    // still serves a request.
+    let idle_until = Instant::now() + Duration::from_millis(1500);
+    c.stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut one = [0u8; 1];
+    while Instant::now() < idle_until {
+        match c.stream.read(&mut one) {
+            Ok(n) => panic!("{n} bytes arrived on an idle keep-alive connection"),
+            Err(e) => assert!(
+                matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+                "{e}"
+            ),
+        }
+    }
+    c.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    c.send(b"GET /p/3 HTTP/1.1\r\nHost: a.example\r\n\r\n");
+    let r = c.read_response(false);
+    assert_eq!(r.status, 307);
+    assert_eq!(r.header("Location"), Some("https://new.example/base/3"));
+    let bodies: Vec<(String, Vec<u8>)> = backend
+        .requests()
+        .into_iter()
+        .map(|r| (r.target, r.body))
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![
+            ("/form/1".to_string(), b"one".to_vec()),
+            ("/form/2".to_string(), b"two".to_vec())
+        ]
+    );
+}
+
+#[test]
 fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
     let proxy = Proxy::start_with("idle_timeout = \"1s\"", RULES);
     let mut c = Conn::connect(proxy.addr().port());
