@@ -107,6 +107,9 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
 
     let mut options = HttpServerOptions::default();
     options.h2c = cfg.server.h2c;
+    // An HTTP/2 connection with no open stream is closed like an idle
+    // HTTP/1 keep-alive connection.
+    options.h2_idle_timeout = Some(cfg.server.idle_timeout);
     let front = FrontProxy {
         plugin,
         routing: routing.clone(),

@@ -130,6 +130,36 @@ fn with_h2c_a_stalled_connection_is_closed_too() {
 }
 
 #[test]
+fn an_idle_h2c_connection_is_closed_after_idle_timeout() {
+    let proxy = Proxy::start_with("h2c = true\nidle_timeout = \"1s\"", RULES);
+    let mut s = connect(proxy.addr().port());
+    // The preface and an empty SETTINGS frame, then nothing.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let (got, ended) = read_to_close(&mut s, IO_TIMEOUT);
+    assert!(ended, "an idle HTTP/2 connection stayed open");
+    // The frames the server sent: its SETTINGS and the ACK of ours, then
+    // the close.
+    let mut types = Vec::new();
+    let mut at = 0;
+    while at + 9 <= got.len() {
+        let len = u32::from_be_bytes([0, got[at], got[at + 1], got[at + 2]]) as usize;
+        types.push(got[at + 3]);
+        at += 9 + len;
+    }
+    assert_eq!(at, got.len(), "a partial frame: {got:?}");
+    assert_eq!(types, vec![0x4, 0x4]);
+    expect_metric(
+        proxy.admin_port,
+        &format!(
+            "pingora_redirect_connections{{listener=\"127.0.0.1:{}\"}}",
+            proxy.addr().port()
+        ),
+        Some(0.0),
+    );
+}
+
+#[test]
 fn keep_alive_gives_each_request_its_own_head_deadline() {
     let proxy = Proxy::start_with("header_timeout = \"1s\"", RULES);
     let mut c = Conn::connect(proxy.addr().port());

@@ -291,10 +291,16 @@ pub fn config_case(data: &[u8]) {
                 now: 1_800_000_000,
             };
             let request_host = normal_host(host);
+            // With `${host}`, the Location's host is the file's template
+            // with the request host in it (`${host}.mirror.example`).
+            let from_template = |h: &str| {
+                uses_host_var
+                    && request_host.as_deref().is_some_and(|rh| {
+                        h.contains(rh) && lower.contains(&h.replacen(rh, "${host}", 1))
+                    })
+            };
             check_decision(&set, &req, &|h, _| {
-                lower.contains(h)
-                    || (uses_host_var && request_host.as_deref() == Some(h))
-                    || idna_form_named(&lower, h)
+                lower.contains(h) || from_template(h) || idna_form_named(&lower, h)
             });
         }
     }
@@ -576,16 +582,16 @@ pub fn location_case(data: &[u8]) {
     let suffix = input.field();
     let query = input.field();
     let raw_path = input.rest();
+    let Ok(target) = location::parse_target(to, true, &TwoGroups) else {
+        // A `to` the loader refuses never reaches a Location; pool bases too.
+        assert!(location::check_pool_base(to).is_err());
+        return;
+    };
     // `decide` answers 400 to a target that is not an absolute path.
     if raw_path.first() != Some(&b'/') {
         return;
     }
     let Ok(path) = remove_dot_segments(raw_path) else {
-        return;
-    };
-    let Ok(target) = location::parse_target(to, true, &TwoGroups) else {
-        // A `to` the loader refuses never reaches a Location; pool bases too.
-        assert!(location::check_pool_base(to).is_err());
         return;
     };
     let n = path.len();
