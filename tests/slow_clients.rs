@@ -41,6 +41,27 @@ fn read_to_close(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
     (out, false)
 }
 
+/// Watches an open connection for `span`: nothing may arrive and it may not
+/// close (the wait is the observation, not a pause).
+fn expect_quiet(stream: &mut TcpStream, span: Duration) {
+    let until = Instant::now() + span;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut one = [0u8; 1];
+    while Instant::now() < until {
+        match stream.read(&mut one) {
+            Ok(0) => panic!("an idle keep-alive connection was closed"),
+            Ok(n) => panic!("{n} bytes arrived on an idle keep-alive connection"),
+            Err(e) => assert!(
+                matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+                "{e}"
+            ),
+        }
+    }
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+}
+
 fn connect(port: u16) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_nodelay(true).unwrap();
@@ -168,23 +189,7 @@ fn keep_alive_gives_each_request_its_own_head_deadline() {
     // still answered on it.
     c.send(b"GET /p/1 HTTP/1.1\r\nHost: a.example\r\n\r\n");
     assert_eq!(c.read_response(false).status, 307);
-    let idle_until = Instant::now() + Duration::from_millis(1500);
-    // Wait without sleeping a fixed time: poll the connection until the
-    // deadline has passed, checking that nothing arrives meanwhile.
-    c.stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut one = [0u8; 1];
-    while Instant::now() < idle_until {
-        match c.stream.read(&mut one) {
-            Ok(n) => panic!("{n} bytes arrived on an idle keep-alive connection"),
-            Err(e) => assert!(
-                matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-                "{e}"
-            ),
-        }
-    }
-    c.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    expect_quiet(&mut c.stream, Duration::from_millis(1500));
     c.send(b"GET /p/2 HTTP/1.1\r\nHost: a.example\r\n\r\n");
     let r = c.read_response(false);
     assert_eq!(r.status, 307);
@@ -211,21 +216,7 @@ POST /form/2 HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3\r\n\r\n",
     assert_eq!(c.read_response(false).status, 200);
     // Idle past the head deadline: no 408 arrives, and the connection
     // still serves a request.
-    let idle_until = Instant::now() + Duration::from_millis(1500);
-    c.stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut one = [0u8; 1];
-    while Instant::now() < idle_until {
-        match c.stream.read(&mut one) {
-            Ok(n) => panic!("{n} bytes arrived on an idle keep-alive connection"),
-            Err(e) => assert!(
-                matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-                "{e}"
-            ),
-        }
-    }
-    c.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    expect_quiet(&mut c.stream, Duration::from_millis(1500));
     c.send(b"GET /p/3 HTTP/1.1\r\nHost: a.example\r\n\r\n");
     let r = c.read_response(false);
     assert_eq!(r.status, 307);

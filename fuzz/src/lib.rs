@@ -253,28 +253,23 @@ pub fn config_case(data: &[u8]) {
     let Ok(src) = std::str::from_utf8(data) else {
         return;
     };
-    let (cfg, problems) = config::parse(src, Path::new("fuzz.toml"));
-    for p in &problems {
-        if p.file.as_deref() == Some("fuzz.toml") {
-            check_place(p, src);
+    // Checks the places of `problems` in the file; true when one is an error.
+    let failed = |problems: &[Problem]| {
+        for p in problems {
+            if p.file.as_deref() == Some("fuzz.toml") {
+                check_place(p, src);
+            }
         }
-    }
-    if problems
-        .iter()
-        .any(|p| p.severity == pingora_redirect::problem::Severity::Error)
-    {
+        problems
+            .iter()
+            .any(|p| p.severity == pingora_redirect::problem::Severity::Error)
+    };
+    let (cfg, problems) = config::parse(src, Path::new("fuzz.toml"));
+    if failed(&problems) {
         return;
     }
     let (set, problems) = rules::compile(&cfg);
-    for p in &problems {
-        if p.file.as_deref() == Some("fuzz.toml") {
-            check_place(p, src);
-        }
-    }
-    if problems
-        .iter()
-        .any(|p| p.severity == pingora_redirect::problem::Severity::Error)
-    {
+    if failed(&problems) {
         return;
     }
     let lower = src.to_ascii_lowercase();

@@ -405,14 +405,13 @@ impl Conn {
         Ok(n)
     }
 
-    /// Reads one response; `head` says it answers a HEAD (no body bytes
-    /// follow whatever its `Content-Length`). The response must be framed
-    /// with exactly one `Content-Length` (the proxy's always are).
-    pub fn read_response(&mut self, head: bool) -> RawResponse {
+    /// Reads until the buffer holds a whole response head; returns where
+    /// the blank line that ends it starts.
+    fn wait_for_head(&mut self) -> usize {
         let end = Instant::now() + IO_TIMEOUT;
-        let head_end = loop {
+        loop {
             if let Some(p) = find(&self.buf, b"\r\n\r\n") {
-                break p;
+                return p;
             }
             assert!(
                 self.buf.len() <= MAX_HEAD,
@@ -420,7 +419,8 @@ impl Conn {
             );
             assert!(
                 Instant::now() < end,
-                "no complete response head within {IO_TIMEOUT:?}"
+                "no complete response head within {IO_TIMEOUT:?}; got {:?}",
+                String::from_utf8_lossy(&self.buf)
             );
             match self.fill() {
                 Ok(0) => panic!(
@@ -433,7 +433,15 @@ impl Conn {
                     String::from_utf8_lossy(&self.buf)
                 ),
             }
-        };
+        }
+    }
+
+    /// Reads one response; `head` says it answers a HEAD (no body bytes
+    /// follow whatever its `Content-Length`). The response must be framed
+    /// with exactly one `Content-Length` (the proxy's always are).
+    pub fn read_response(&mut self, head: bool) -> RawResponse {
+        let end = Instant::now() + IO_TIMEOUT;
+        let head_end = self.wait_for_head();
         let head_text = std::str::from_utf8(&self.buf[..head_end])
             .expect("response head is UTF-8")
             .to_string();
@@ -512,32 +520,7 @@ impl Conn {
     /// the blank line that ends them (the parsed values are trimmed; these
     /// bytes are not).
     pub fn read_response_and_head(&mut self, head: bool) -> (RawResponse, Vec<u8>) {
-        let end = Instant::now() + IO_TIMEOUT;
-        let at = loop {
-            if let Some(p) = find(&self.buf, b"\r\n\r\n") {
-                break p;
-            }
-            assert!(
-                self.buf.len() <= MAX_HEAD,
-                "response head over {MAX_HEAD} bytes"
-            );
-            assert!(
-                Instant::now() < end,
-                "no complete response head within {IO_TIMEOUT:?}; got {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-            match self.fill() {
-                Ok(0) => panic!(
-                    "connection closed before a complete response head; got {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                ),
-                Ok(_) => {}
-                Err(e) => panic!(
-                    "reading a response head: {e}; got {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                ),
-            }
-        };
+        let at = self.wait_for_head();
         let raw = self.buf[..at].to_vec();
         (self.read_response(head), raw)
     }
