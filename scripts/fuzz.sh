@@ -4,7 +4,9 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET ...]
 #
 # SECONDS defaults to 600; the targets default to all four (config, list,
-# decide, location). Each target runs on one core, one after another, with its
+# decide, location). FUZZ_SEED fixes libFuzzer's random seed, so a run from
+# the committed inputs takes the same path every time (the test script does
+# that for its short smoke run). Each target runs on one core, one after another, with its
 # corpus in fuzz/corpus/TARGET seeded from fuzz/seeds/TARGET. A crash stops
 # the run with the input in fuzz/artifacts/TARGET/; replay it with
 # `cargo fuzz run TARGET FILE` and keep it under fuzz/regressions/TARGET/
@@ -38,8 +40,10 @@ for t in "${targets[@]}"; do
     echo "== fuzz target $t for ${secs}s"
     log="$(mktemp)"
     status=0
-    cargo fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
-        -max_total_time="$secs" -print_final_stats=1 -max_len=16384 >"$log" 2>&1 || status=$?
+    dirs=("corpus/$t" "seeds/$t")
+    if [ -d "regressions/$t" ]; then dirs+=("regressions/$t"); fi
+    cargo fuzz run -O "$t" "${dirs[@]}" -- -max_total_time="$secs" \
+        -print_final_stats=1 -max_len=16384 ${FUZZ_SEED:+-seed="$FUZZ_SEED"} >"$log" 2>&1 || status=$?
     grep -E '^(stat::number_of_executed_units|stat::new_units_added|stat::peak_rss_mb|Done |INFO: seed corpus|#[0-9]+ +DONE)|panicked|SUMMARY|Test unit written' "$log" || true
     if [ "$status" -ne 0 ]; then
         tail -n 40 "$log" >&2

@@ -16,4 +16,4 @@ echo "== cargo test"
 cargo test --release --all-targets
 cargo test --release --doc
 echo "== fuzz smoke (${FUZZ_SECONDS:-30}s per target)"
-bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+FUZZ_SEED="${FUZZ_SEED:-1}" bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"

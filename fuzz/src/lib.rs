@@ -532,12 +532,16 @@ pub fn decide_case(data: &[u8]) {
     assert_eq!(a, b, "decide is not deterministic");
 }
 
-/// `to` without its `${…}` variables (what the configuration itself says).
+/// `to` without its `${…}` variables (what the configuration itself says):
+/// `${path}` stands for the `/` every request path starts with.
 fn strip_variables(to: &str) -> String {
     let mut out = String::with_capacity(to.len());
     let mut rest = to;
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
+        if rest[i..].starts_with("${path}") {
+            out.push('/');
+        }
         match rest[i..].find('}') {
             Some(j) => rest = &rest[i + j + 1..],
             None => {
