@@ -392,6 +392,37 @@ impl Target {
     }
 }
 
+impl Target {
+    /// Writes the Location of this target for one request: the variables
+    /// expanded, then the kept `suffix` and the request `query` joined as
+    /// [`assemble`] does.
+    pub fn render(
+        &self,
+        out: &mut String,
+        vars: &Vars<'_>,
+        suffix: Option<&[u8]>,
+        query: Option<&[u8]>,
+    ) {
+        let part = |pieces: &[Piece], part: Part| {
+            let mut s = String::new();
+            expand(&mut s, pieces, vars, part);
+            s
+        };
+        let path = part(&self.path, Part::Path);
+        let tq = self.query.as_deref().map(|q| part(q, Part::Query));
+        let tf = self.fragment.as_deref().map(|f| part(f, Part::Query));
+        assemble(
+            out,
+            !self.absolute,
+            &path,
+            tq.as_deref(),
+            tf.as_deref(),
+            suffix,
+            query,
+        );
+    }
+}
+
 /// What variables expand to for one request.
 pub struct Vars<'a> {
     pub host: Option<&'a str>,

@@ -8,7 +8,7 @@
 //! crate but `pingora_redirect` and `url`.
 
 use pingora_redirect::config::{self, Scheme};
-use pingora_redirect::location::{self, Part, Vars};
+use pingora_redirect::location::{self, Vars};
 use pingora_redirect::matcher::path::remove_dot_segments;
 use pingora_redirect::problem::Problem;
 use pingora_redirect::rules::{self, Decision, RequestView, RuleSet};
@@ -606,28 +606,8 @@ pub fn location_case(data: &[u8]) {
         path: &path,
         groups: &groups,
     };
-    let mut tp = String::new();
-    location::expand(&mut tp, &target.path, &vars, Part::Path);
-    let tq = target.query.as_ref().map(|q| {
-        let mut s = String::new();
-        location::expand(&mut s, q, &vars, Part::Query);
-        s
-    });
-    let tf = target.fragment.as_ref().map(|f| {
-        let mut s = String::new();
-        location::expand(&mut s, f, &vars, Part::Query);
-        s
-    });
     let mut out = String::new();
-    location::assemble(
-        &mut out,
-        !target.absolute,
-        &tp,
-        tq.as_deref(),
-        tf.as_deref(),
-        suffix,
-        query,
-    );
+    target.render(&mut out, &vars, suffix, query);
     // The host the configuration names: the `to` with `${host}` filled in.
     let configured = url::Url::parse(&strip_variables(&to.replace("${host}", host)))
         .ok()

@@ -26,7 +26,7 @@ use crate::config::list::{self, ListRow};
 use crate::config::{
     Config, Defaults, HostPattern, ListMetrics, PathKind, QueryMode, RedirectRule, Scheme,
 };
-use crate::location::{self, NoGroups, Part, Piece, Target, Vars};
+use crate::location::{self, NoGroups, Piece, Target, Vars};
 use crate::matcher::host::{normalize_host, HostError};
 use crate::matcher::path::{key as path_key, key_offset_to_path, lower_key, remove_dot_segments};
 use crate::matcher::regex_tier::{run, RegexTier, RegexTierBuilder};
@@ -710,27 +710,7 @@ impl RuleSet {
                 path,
                 groups: &groups,
             };
-            let mut tp = String::new();
-            location::expand(&mut tp, &t.path, &vars, Part::Path);
-            let tq = t.query.as_ref().map(|q| {
-                let mut s = String::new();
-                location::expand(&mut s, q, &vars, Part::Query);
-                s
-            });
-            let tf = t.fragment.as_ref().map(|f| {
-                let mut s = String::new();
-                location::expand(&mut s, f, &vars, Part::Query);
-                s
-            });
-            location::assemble(
-                &mut location,
-                relative,
-                &tp,
-                tq.as_deref(),
-                tf.as_deref(),
-                suffix,
-                query,
-            );
+            t.render(&mut location, &vars, suffix, query);
         } else {
             let t = self.span(r.target);
             let (q_at, f_at) = (r.q_at as usize, r.f_at as usize);
