@@ -250,20 +250,29 @@ fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
 fn connections_over_the_bound_get_503_and_a_freed_slot_is_reused() {
     let proxy = Proxy::start_with("max_connections = 3\nheader_timeout = \"30s\"", RULES);
     let port = proxy.addr().port();
-    let mut held: Vec<TcpStream> = (0..3)
-        .map(|_| {
-            let mut s = connect(port);
-            s.write_all(b"GET /p/held HTTP/1.1\r\n").unwrap();
-            s
-        })
-        .collect();
-    // The three are accepted (the gauge says so) before the fourth comes.
     let label = format!("127.0.0.1:{port}");
     let open = format!("pingora_redirect_connections{{listener=\"{label}\"}}");
+    let rejected = format!("pingora_redirect_connections_rejected_total{{listener=\"{label}\"}}");
+    // The start-up probe's connection (accepted and closed at some point) is
+    // over once a later connection has been served and none is open; only
+    // then are the slots this test's alone.
+    redirect_ok(port, 0);
     poll_until(Duration::from_secs(10), || {
-        (metric(proxy.admin_port, &open) == Some(3.0)).then_some(())
+        (metric(proxy.admin_port, &open) == Some(0.0)).then_some(())
     })
-    .expect("three connections open");
+    .expect("no connection open after the first redirect");
+    let rejected_before = metric(proxy.admin_port, &rejected).unwrap_or(0.0);
+    // Each held connection is accepted (the gauge says so) before the next.
+    let mut held: Vec<TcpStream> = Vec::new();
+    for n in 1..=3 {
+        let mut s = connect(port);
+        s.write_all(b"GET /p/held HTTP/1.1\r\n").unwrap();
+        held.push(s);
+        poll_until(Duration::from_secs(10), || {
+            (metric(proxy.admin_port, &open) == Some(f64::from(n))).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{n} connections open"));
+    }
     let mut fourth = connect(port);
     fourth
         .write_all(b"GET /p/4 HTTP/1.1\r\nHost: a.example\r\n\r\n")
@@ -271,11 +280,7 @@ fn connections_over_the_bound_get_503_and_a_freed_slot_is_reused() {
     let (got, ended) = read_to_close(&mut fourth, IO_TIMEOUT);
     assert!(ended);
     assert_eq!(String::from_utf8_lossy(&got), EXACT_503);
-    expect_metric(
-        proxy.admin_port,
-        &format!("pingora_redirect_connections_rejected_total{{listener=\"{label}\"}}"),
-        Some(1.0),
-    );
+    expect_metric(proxy.admin_port, &rejected, Some(rejected_before + 1.0));
     // A held connection still completes its request.
     held[0]
         .write_all(b"Host: a.example\r\nConnection: close\r\n\r\n")
