@@ -261,7 +261,8 @@ fn connections_over_the_bound_get_503_and_a_freed_slot_is_reused() {
         (metric(proxy.admin_port, &open) == Some(0.0)).then_some(())
     })
     .expect("no connection open after the first redirect");
-    let rejected_before = metric(proxy.admin_port, &rejected).unwrap_or(0.0);
+    let rejected_before =
+        metric(proxy.admin_port, &rejected).expect("the refused-connections series");
     // Each held connection is accepted (the gauge says so) before the next.
     let mut held: Vec<TcpStream> = Vec::new();
     for n in 1..=3 {
