@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # prometheus and promtool (Debian's prometheus package) for tests/prometheus.rs,
+# curl and h2load (nghttp2-client) for tests/h2_bodies.rs,
 # chromium for tests/browser.rs
-bash scripts/ensure-deps.sh prometheus:prometheus promtool:prometheus chromium:chromium
+bash scripts/ensure-deps.sh prometheus:prometheus promtool:prometheus chromium:chromium \
+    curl:curl h2load:nghttp2-client
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -42,6 +42,10 @@ use std::time::Duration;
 pub const DRAIN_LIMIT: u64 = 64 * 1024;
 /// How long draining a small body may take.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// An HTTP/2 request body is read and dropped after the answer up to this
+/// size, so the stream ends cleanly; a larger one (or one still arriving
+/// after [`DRAIN_TIMEOUT`]) gets `RST_STREAM(NO_ERROR)`.
+pub const H2_DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Everything a request needs, swapped as one on reload.
 pub struct Engine {
@@ -457,6 +461,15 @@ fn read_parts<'a>(session: &'a Session, trusted_proxies: &[IpNet]) -> Result<Par
     })
 }
 
+/// Does the client wait for `100 Continue` before it sends its body?
+fn expects_continue(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some()
+}
+
 /// Reads and drops a small request body so the connection can be kept;
 /// returns whether keep-alive is safe.
 async fn settle_body(session: &mut Session) -> bool {
@@ -465,12 +478,7 @@ async fn settle_body(session: &mut Session) -> bool {
     }
     // A client waiting for `100 Continue` has not sent its body: answer now
     // and close rather than wait for bytes that will not come.
-    if session
-        .req_header()
-        .headers
-        .get(http::header::EXPECT)
-        .is_some()
-    {
+    if expects_continue(session) {
         return false;
     }
     let len = session
@@ -503,7 +511,35 @@ async fn finish_response(
     if !head {
         session.write_response_body(Some(body), true).await?;
     }
+    drain_h2_after_answer(session).await;
     Ok(())
+}
+
+/// After an HTTP/2 answer, reads the rest of the request body (bounded by
+/// [`H2_DRAIN_LIMIT`] and [`DRAIN_TIMEOUT`]) so the stream ends with both
+/// sides closed. RFC 9113 §8.1 also allows `RST_STREAM(NO_ERROR)` instead,
+/// which is what a larger or slower body gets; but clients that are still
+/// sending take that reset as an error (curl 7.88 reports "Stream error in
+/// the HTTP/2 framing layer" and no response), so a body of ordinary size is
+/// read to its end.
+async fn drain_h2_after_answer(session: &mut Session) {
+    if !session.is_http2() || expects_continue(session) {
+        return;
+    }
+    let down = session.as_downstream_mut();
+    if down.is_body_done() {
+        return;
+    }
+    let drain = async {
+        let mut read = 0usize;
+        while let Ok(Some(chunk)) = down.read_request_body().await {
+            read += chunk.len();
+            if read > H2_DRAIN_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
 }
 
 /// Writes a redirect (SPEC §6).

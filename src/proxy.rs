@@ -247,6 +247,51 @@ impl BackgroundService for UpstreamHealth {
     }
 }
 
+/// Makes a backend's response this proxy's own before it goes to a client
+/// that asked with `version`:
+///
+/// * An intermediary sends its own HTTP version (RFC 9110 §6.2): a backend's
+///   `HTTP/1.0 200 OK` reaches an HTTP/1.x client as `HTTP/1.1 200 OK`.
+/// * Hop-by-hop fields are the backend's business with us, not the client's
+///   (RFC 9110 §7.6.1): `Keep-Alive`, `Proxy-Connection` and every field the
+///   backend's `Connection` names are removed (Pingora writes the client's
+///   own `Connection`). A `101` keeps its upgrade fields.
+/// * An HTTP/1.0 client cannot read chunked framing, which Pingora chooses
+///   for a body of unknown length (a close-delimited HTTP/1.0 backend's, or
+///   a chunked one's): without `Transfer-Encoding` that body is sent as is
+///   and ends with the connection, as HTTP/1.0 frames it. An HTTP/1.1 client
+///   keeps its chunked body and its keep-alive connection.
+pub fn own_response(version: http::Version, resp: &mut ResponseHeader) {
+    if version == http::Version::HTTP_2 || resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+        return;
+    }
+    resp.set_version(http::Version::HTTP_11);
+    let nominated: Vec<http::HeaderName> = resp
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| http::HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| {
+            !matches!(
+                *n,
+                http::header::CONNECTION
+                    | http::header::CONTENT_LENGTH
+                    | http::header::TRANSFER_ENCODING
+            )
+        })
+        .collect();
+    for name in nominated {
+        resp.remove_header(&name);
+    }
+    resp.remove_header("keep-alive");
+    resp.remove_header("proxy-connection");
+    if version < http::Version::HTTP_11 {
+        resp.remove_header(&http::header::TRANSFER_ENCODING);
+    }
+}
+
 /// Per-request state.
 #[derive(Default)]
 pub struct Ctx {
@@ -403,6 +448,18 @@ impl ProxyHttp for FrontProxy {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The proxied response goes out as this proxy's own message (RFC 9110
+    /// §6.2, §7.6.1): see [`own_response`].
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        own_response(session.req_header().version, resp);
         Ok(())
     }
 

@@ -921,6 +921,214 @@ to = "https://new.example.com/is-up"
 }
 
 // ---------------------------------------------------------------------------
+// A backend that speaks HTTP/1.0
+
+/// A backend that answers every request as HTTP/1.0 and closes: `/cl` with a
+/// `Content-Length` and hop-by-hop fields of its own, anything else with a
+/// body that ends with the connection (as Python's `http.server` does).
+struct Http10Backend {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Http10Backend {
+    fn start() -> Http10Backend {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let Ok((mut c, _)) = listener.accept() else {
+                    std::thread::sleep(POLL);
+                    continue;
+                };
+                c.set_nonblocking(false).ok();
+                c.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let answer: &[u8] = if head.starts_with(b"GET /cl ") {
+                    b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\nX-End: kept\r\n\r\nhello"
+                } else {
+                    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body"
+                };
+                let _ = c.write_all(answer);
+            }
+        });
+        Http10Backend {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Http10Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads one response of any framing from `c`: `Content-Length`, chunked,
+/// or until the connection closes. Returns the head lines (status line
+/// first), the decoded body, and whether the connection was closed.
+fn read_any_framing(c: &mut std::net::TcpStream) -> (Vec<String>, Vec<u8>, bool) {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut closed = false;
+    let mut chunk = [0u8; 4096];
+    let mut fill = |buf: &mut Vec<u8>, closed: &mut bool| match c.read(&mut chunk) {
+        Ok(0) => *closed = true,
+        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        Err(e) => panic!(
+            "reading a response: {e}; got {:?}",
+            String::from_utf8_lossy(buf)
+        ),
+    };
+    let end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        assert!(
+            !closed,
+            "closed before a head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        fill(&mut buf, &mut closed);
+    };
+    let head: Vec<String> = String::from_utf8(buf[..end].to_vec())
+        .expect("ASCII head")
+        .split("\r\n")
+        .map(str::to_string)
+        .collect();
+    let mut rest = buf[end + 4..].to_vec();
+    let field = |name: &str| {
+        head.iter().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let body = if let Some(len) = field("content-length") {
+        let len: usize = len.parse().expect("numeric Content-Length");
+        while rest.len() < len {
+            assert!(!closed, "closed inside the body");
+            fill(&mut rest, &mut closed);
+        }
+        rest.truncate(len);
+        rest
+    } else if field("transfer-encoding").as_deref() == Some("chunked") {
+        let mut body = Vec::new();
+        loop {
+            let Some(p) = rest.windows(2).position(|w| w == b"\r\n") else {
+                assert!(!closed, "closed inside a chunk size");
+                fill(&mut rest, &mut closed);
+                continue;
+            };
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..p]).expect("hex"), 16)
+                .expect("chunk size");
+            while rest.len() < p + 2 + size + 2 {
+                assert!(!closed, "closed inside a chunk");
+                fill(&mut rest, &mut closed);
+            }
+            body.extend_from_slice(&rest[p + 2..p + 2 + size]);
+            rest.drain(..p + 2 + size + 2);
+            if size == 0 {
+                break body;
+            }
+        }
+    } else {
+        while !closed {
+            fill(&mut rest, &mut closed);
+        }
+        rest
+    };
+    (head, body, closed)
+}
+
+fn has_field(head: &[String], name: &str) -> bool {
+    head.iter().any(|l| {
+        l.split_once(':')
+            .is_some_and(|(n, _)| n.eq_ignore_ascii_case(name))
+    })
+}
+
+#[test]
+fn http10_backend_answers_reach_clients_as_http11_with_sound_framing() {
+    use std::io::Write;
+    let backend = Http10Backend::start();
+    let proxy = Proxy::start(&format!(
+        "[upstream]\nbackends = [\"127.0.0.1:{}\"]\n",
+        backend.port
+    ));
+    let mut c = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+
+    // With a length: our version, the backend's hop-by-hop fields gone, and
+    // the client connection kept.
+    c.write_all(b"GET /cl HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .expect("write");
+    let (head, body, closed) = read_any_framing(&mut c);
+    assert_eq!(head[0], "HTTP/1.1 200 OK", "{head:?}");
+    assert_eq!(body, b"hello");
+    assert!(!closed);
+    assert!(
+        head.contains(&"Connection: keep-alive".to_string()),
+        "{head:?}"
+    );
+    assert!(head.contains(&"X-End: kept".to_string()), "{head:?}");
+    for hop in ["keep-alive", "x-hop"] {
+        assert!(!has_field(&head, hop), "{hop} reached the client: {head:?}");
+    }
+
+    // Without a length, on the same connection: chunked for HTTP/1.1, and
+    // the connection is still kept.
+    c.write_all(b"GET /nocl HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .expect("write");
+    let (head, body, closed) = read_any_framing(&mut c);
+    assert_eq!(head[0], "HTTP/1.1 200 OK", "{head:?}");
+    assert!(
+        head.contains(&"Transfer-Encoding: chunked".to_string()),
+        "{head:?}"
+    );
+    assert_eq!(body, b"close-delimited body");
+    assert!(!closed);
+    c.write_all(b"GET /cl HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .expect("write");
+    let (head, body, _) = read_any_framing(&mut c);
+    assert_eq!(head[0], "HTTP/1.1 200 OK", "{head:?}");
+    assert_eq!(body, b"hello");
+
+    // An HTTP/1.0 client cannot read chunks: the body ends with the
+    // connection, as HTTP/1.0 frames it.
+    let mut old = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+    old.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    old.write_all(b"GET /nocl HTTP/1.0\r\nHost: a.example\r\n\r\n")
+        .expect("write");
+    let (head, body, closed) = read_any_framing(&mut old);
+    assert_eq!(head[0], "HTTP/1.1 200 OK", "{head:?}");
+    assert!(!has_field(&head, "transfer-encoding"), "{head:?}");
+    assert!(!has_field(&head, "content-length"), "{head:?}");
+    assert!(head.contains(&"Connection: close".to_string()), "{head:?}");
+    assert_eq!(body, b"close-delimited body");
+    assert!(closed);
+}
+
+// ---------------------------------------------------------------------------
 // Admin
 
 #[tokio::test]
