@@ -24,8 +24,13 @@
 //! An HTTP/2 connection is left to the HTTP/2 layer after its preface: its
 //! streams are multiplexed, so one slow stream does not hold the others, and
 //! an idle connection is closed by `idle_timeout`.
+//!
+//! The guard also watches what is written, to count the 4xx that Pingora
+//! sends before any hook runs (see [`crate::reply_watch`]); its own 408 is
+//! counted there too.
 
 use crate::metrics::metrics;
+use crate::reply_watch::ReplyWatch;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::{
@@ -196,6 +201,8 @@ pub struct GuardedStream {
     peeked_at: usize,
     /// How much of the 408 answer is written, once the deadline passed.
     timeout_written: Option<usize>,
+    /// Answers written outside the hooks, for the bad-request count.
+    replies: ReplyWatch,
 }
 
 impl GuardedStream {
@@ -209,6 +216,29 @@ impl GuardedStream {
             peeked: Vec::new(),
             peeked_at: 0,
             timeout_written: None,
+            replies: ReplyWatch::default(),
+        }
+    }
+
+    /// Shows the first `n` bytes of what was just written to the watch.
+    fn written<'b>(&mut self, n: usize, bufs: impl Iterator<Item = &'b [u8]>) {
+        let phase = self.phase.load(Ordering::Acquire);
+        if phase == BODY {
+            self.replies.in_request();
+            return;
+        }
+        let mut left = n;
+        for b in bufs {
+            if left == 0 {
+                break;
+            }
+            let b = &b[..b.len().min(left)];
+            left -= b.len();
+            if phase == H2 {
+                self.replies.h2(b);
+            } else {
+                self.replies.outside_request(b);
+            }
         }
     }
 
@@ -229,6 +259,9 @@ impl GuardedStream {
             let _ = Pin::new(&mut self.inner).poll_flush(cx);
         }
         if self.timeout_written != Some(usize::MAX) {
+            if self.timeout_written.is_some() {
+                self.replies.outside_request(TIMEOUT_408);
+            }
             self.timeout_written = Some(usize::MAX);
             metrics()
                 .client_timeouts
@@ -339,7 +372,11 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.written(n, std::iter::once(buf));
+        }
+        r
     }
 
     fn poll_write_vectored(
@@ -347,7 +384,11 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.written(n, bufs.iter().map(|b| &**b));
+        }
+        r
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -68,6 +68,7 @@ pub mod pool;
 pub mod problem;
 pub mod proxy;
 pub mod reload;
+mod reply_watch;
 pub mod rules;
 pub mod serve;
 

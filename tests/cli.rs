@@ -2,6 +2,8 @@
 //! and `explain`, §9 problem codes): exit codes, the JSON shapes and the text
 //! formats, run against the built binary.
 
+mod support;
+
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -1112,5 +1114,66 @@ fn explain_url_that_is_not_http_exits_2() {
         assert_eq!(r.code, 2, "{url}: {}", r.all());
         assert!(r.stdout.is_empty(), "{url}: {}", r.stdout);
         assert!(r.stderr.contains(url), "{url}: {}", r.stderr);
+    }
+}
+
+/// Two errors from two phases of the load (the model, the compile, a list,
+/// the lint): `check` in both formats and `serve`'s refusal report both,
+/// each with its code, file, line, column and rule.
+#[test]
+fn every_error_of_every_phase_is_reported_in_one_run() {
+    use support::two_errors::{CASES, CSV_NAME};
+    for case in &CASES {
+        let dir = TempDir::new("two-errors");
+        dir.write("two.toml", case.sections);
+        if let Some(csv) = case.csv {
+            dir.write(CSV_NAME, csv);
+        }
+        let r = run_in(&dir.path, &["check", "-c", "two.toml", "--format", "json"]);
+        assert_code(&r, 1);
+        let v = r.json();
+        assert_eq!(v["ok"], json!(false), "{}: {v}", case.name);
+        let errors = v["errors"].as_array().expect("errors");
+        assert_eq!(errors.len(), 2, "{}: {v}", case.name);
+        for (got, want) in errors.iter().zip(&case.expect) {
+            let file = if want.in_config { "two.toml" } else { CSV_NAME };
+            assert_problem(
+                got,
+                want.code,
+                file,
+                u64::from(want.line),
+                want.column.map(u64::from),
+                Some(want.rule),
+            );
+        }
+
+        let r = run_in(&dir.path, &["check", "-c", "two.toml"]);
+        assert_code(&r, 1);
+        let out = r.all();
+        for want in &case.expect {
+            let prefix = want.prefix("two.toml", CSV_NAME, 0);
+            assert!(
+                out.lines().any(|l| l.starts_with(&prefix)),
+                "{}: no line starts with {prefix:?}:\n{out}",
+                case.name
+            );
+        }
+        assert!(
+            out.contains("two.toml: does not load: 2 errors"),
+            "{}:\n{out}",
+            case.name
+        );
+
+        let r = run_in(&dir.path, &["serve", "-c", "two.toml"]);
+        assert_code(&r, 1);
+        for want in &case.expect {
+            let prefix = want.prefix("two.toml", CSV_NAME, 0);
+            assert!(
+                r.stderr.lines().any(|l| l.starts_with(&prefix)),
+                "{}: serve did not report {prefix:?}:\n{}",
+                case.name,
+                r.stderr
+            );
+        }
     }
 }

@@ -596,14 +596,56 @@ file = "legacy.csv"
         .iter()
         .find(|p| p.is_error())
         .unwrap_or_else(|| panic!("expected an error:\n{}", dump(&l)));
+    assert_eq!(p.code, "bad_list_row", "{}", dump(&l));
     assert!(
-        matches!(p.code, "bad_target" | "bad_list_row"),
-        "a bad target in a row is bad_target or bad_list_row:\n{}",
-        dump(&l)
+        p.message.contains("target \"//evil.example/b\""),
+        "the message names the bad target: {}",
+        p.message
     );
     assert_eq!(p.file.as_deref(), Some(fx.file("legacy.csv").as_str()));
     assert_eq!(p.line, Some(2));
     assert_eq!(p.rule.as_deref(), Some("legacy"));
+    assert!(!l.ok());
+}
+
+#[test]
+fn every_bad_row_of_a_list_is_bad_list_row_with_what_is_wrong() {
+    let fx = Fixture::new();
+    fx.write(
+        "legacy.csv",
+        "old.example/a,https://new.example/a\n\
+         old.example/b,javascript:alert(1)\n\
+         old.example/../c,https://new.example/c\n\
+         old.example/d,https://new.example/${path}\n\
+         old.example/e,https://new.example/e,399\n",
+    );
+    let l = fx.load("[[list]]\nid = \"legacy\"\nfile = \"legacy.csv\"\n");
+    let csv = fx.file("legacy.csv");
+    let rows: Vec<(&str, Option<u32>, Option<&str>, &str)> = l
+        .problems
+        .iter()
+        .map(|p| (p.code, p.line, p.rule.as_deref(), p.message.as_str()))
+        .collect();
+    assert!(
+        l.problems
+            .iter()
+            .all(|p| p.file.as_deref() == Some(csv.as_str())),
+        "{}",
+        dump(&l)
+    );
+    let lines: Vec<u32> = rows.iter().filter_map(|r| r.1).collect();
+    assert_eq!(lines, vec![2, 3, 4, 5], "{}", dump(&l));
+    for (code, line, rule, message) in &rows {
+        assert_eq!(*code, "bad_list_row", "line {line:?}: {}", dump(&l));
+        assert_eq!(*rule, Some("legacy"), "{}", dump(&l));
+        let names = match line {
+            Some(2) => "target \"javascript:alert(1)\"",
+            Some(3) => "source \"old.example/../c\"",
+            Some(4) => "target \"https://new.example/${path}\"",
+            _ => "status_code is \"399\"",
+        };
+        assert!(message.contains(names), "line {line:?}: {message}");
+    }
     assert!(!l.ok());
 }
 

@@ -590,6 +590,43 @@ format = "cloudflare"
     assert!(ts > failed_ts, "success timestamp {failed_ts} -> {ts}");
 }
 
+/// A reload that fails logs every error of every phase of the load (the
+/// model, the compile, a list, the lint), each with its place and rule.
+#[test]
+fn a_failed_reload_logs_every_error_of_every_phase() {
+    use support::two_errors::{CASES, CSV_NAME};
+    let proxy = Proxy::start(GOOD_OLD);
+    let (port, admin) = (proxy.port, proxy.admin_port);
+    let pid = proxy_pid(&proxy);
+    let config = proxy.config_path.display().to_string();
+    let list = proxy.dir.path.join(CSV_NAME).display().to_string();
+    let old = redirect_of(port, "/r");
+    for (n, case) in CASES.iter().enumerate() {
+        match case.csv {
+            Some(csv) => replace_file(&proxy.dir.path.join(CSV_NAME), csv),
+            None => {
+                let _ = std::fs::remove_file(proxy.dir.path.join(CSV_NAME));
+            }
+        }
+        let from = proxy.stderr().len();
+        let text = rewrite(&proxy, "", case.sections);
+        let at = text
+            .find(case.sections)
+            .expect("the sections are in the file");
+        let offset = text[..at].matches('\n').count() as u32;
+        hup_and_wait(pid, admin, FAILURE, n as u32 + 1);
+        for want in &case.expect {
+            expect_stderr_line(&proxy, from, &[&want.prefix(&config, &list, offset)]);
+        }
+        assert_eq!(
+            redirect_of(port, "/r"),
+            old,
+            "{}: the old rules serve",
+            case.name
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 3. watch = true
 

@@ -1624,6 +1624,10 @@ impl<'s> Reader<'s> {
                 );
             }
         }
+        // A rule whose pool is missing or broken has been reported (here or
+        // at the pool) and stays out of the compile.
+        cfg.redirects
+            .retain(|r| r.pool.as_ref().is_none_or(|p| cfg.pools.contains_key(p)));
         // Ids are unique across rules and lists.
         let mut seen: std::collections::HashMap<&str, &Place> = std::collections::HashMap::new();
         let mut dups = Vec::new();

@@ -27,11 +27,7 @@ pub fn lint(set: &RuleSet, now: i64) -> Vec<Problem> {
 
 fn at(set: &RuleSet, i: u32, p: Problem) -> Problem {
     let r = set.rule(i);
-    let extra = set.rules[i as usize].extra;
-    let col = (extra != NONE)
-        .then(|| set.extras[extra as usize].column)
-        .filter(|c| *c > 0);
-    p.at(r.file(), r.line(), col).rule(Some(r.id()))
+    p.at(r.file(), r.line(), r.column()).rule(Some(r.id()))
 }
 
 fn expiry(set: &RuleSet, now: i64, out: &mut Vec<Problem>) {

@@ -102,7 +102,6 @@ struct Extra {
     headers: Box<[(Box<str>, Box<str>)]>,
     /// Regex rules: local index in their tier's regex set.
     regex_local: u32,
-    column: u32,
     pool: u32,
 }
 
@@ -111,6 +110,8 @@ struct Extra {
 struct Label {
     id: Box<str>,
     file: Arc<str>,
+    /// Column of a `[[redirect]]` table (0 for a list: its rows have none).
+    column: u32,
     list: bool,
     metrics_source: bool,
 }
@@ -222,6 +223,11 @@ impl<'r> RuleRef<'r> {
     }
     pub fn line(&self) -> u32 {
         self.rule().line
+    }
+    /// The column of a `[[redirect]]` rule's table; `None` for a list row.
+    pub fn column(&self) -> Option<u32> {
+        let c = self.set.labels[self.rule().label as usize].column;
+        (c > 0).then_some(c)
     }
     pub fn kind(&self) -> PathKind {
         kind_of(self.rule().kind)
@@ -795,25 +801,17 @@ impl Loaded {
 /// Reads, checks, compiles and lints the configuration at `path` and every
 /// list it names. `now` (Unix seconds) is used for the `expired` warning.
 ///
+/// Every phase runs whatever the one before it found, so one run reports
+/// every problem: the configuration reader keeps what it could read and
+/// drops what it reported (a rule with a bad key, an unknown pool…), the
+/// compiler compiles the rest and reads every list, and the lint reads the
+/// rules that compiled. Only a TOML syntax error leaves nothing to go on.
+///
 /// `Err` is an I/O problem with the configuration file itself.
 pub fn load(path: &std::path::Path, now: i64) -> Result<Loaded, Problem> {
     let (config, mut problems) = crate::config::load_file(path)?;
-    if problems.iter().any(Problem::is_error) {
-        return Ok(Loaded {
-            config,
-            rules: None,
-            problems,
-        });
-    }
     let (set, more) = compile(&config);
     problems.extend(more);
-    if problems.iter().any(Problem::is_error) {
-        return Ok(Loaded {
-            config,
-            rules: None,
-            problems,
-        });
-    }
     problems.extend(lint::lint(&set, now));
     let ok = !problems.iter().any(Problem::is_error);
     Ok(Loaded {
@@ -957,17 +955,38 @@ impl Compiler {
         }
     }
 
+    /// Records a problem of the rule being added, at its place. Whatever is
+    /// wrong with one row of a list is that row's `bad_list_row`, the message
+    /// saying what (a bad target, a source path above the root, …); two rows
+    /// that clash stay `duplicate_rule`.
     fn problem(&mut self, p: Problem, n: &NewRule<'_>) {
+        let p = if n.literal_target && p.is_error() && p.code != "duplicate_rule" {
+            let what = match p.code {
+                "bad_target" => format!("target \"{}\"", n.to.unwrap_or_default()),
+                _ => format!("source \"{}\"", n.source),
+            };
+            Problem::error("bad_list_row", format!("{what}: {}", p.message))
+        } else {
+            p
+        };
         self.problems.push(
             p.at(n.file, n.line, (n.column > 0).then_some(n.column))
                 .rule(Some(n.id)),
         );
     }
 
-    fn label(&mut self, id: &str, file: &str, list: bool, metrics_source: bool) -> u32 {
+    fn label(
+        &mut self,
+        id: &str,
+        file: &str,
+        column: u32,
+        list: bool,
+        metrics_source: bool,
+    ) -> u32 {
         self.set.labels.push(Label {
             id: id.into(),
             file: file.into(),
+            column,
             list,
             metrics_source,
         });
@@ -1014,7 +1033,7 @@ impl Compiler {
 
     fn add_redirect(&mut self, cfg: &Config, r: &RedirectRule) {
         let file = r.place.file.to_string();
-        let label = self.label(&r.id, &file, false, false);
+        let label = self.label(&r.id, &file, r.place.column, false, false);
         let d = &cfg.defaults;
         self.add(NewRule {
             label,
@@ -1046,7 +1065,7 @@ impl Compiler {
 
     fn add_list(&mut self, cfg: &Config, l: &crate::config::ListSpec) {
         let file = l.file.display().to_string();
-        let label = self.label(&l.id, &file, true, l.metrics == ListMetrics::Source);
+        let label = self.label(&l.id, &file, 0, true, l.metrics == ListMetrics::Source);
         let preserve_method = cfg.defaults.preserve_method;
         let reserve = std::cell::Cell::new(0usize);
         let result = list::read_with_hint(
@@ -1272,7 +1291,6 @@ impl Compiler {
                     .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
                     .collect(),
                 regex_local: NONE,
-                column: n.column,
                 pool: pool_index,
             });
             self.set.extras.len() as u32 - 1

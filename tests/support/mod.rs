@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod two_errors;
+
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
