@@ -7,7 +7,7 @@
 mod common;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use pingora_redirect::rules::Decision;
+use pingora_redirect::Decision;
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("decide");

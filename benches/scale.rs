@@ -9,7 +9,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use pingora_redirect::rules::{self, Decision};
+use pingora_redirect::{compile, read_sources, Decision};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -83,9 +83,10 @@ fn main() {
         let conf = common::write_list_config(n);
         let before = common::rss();
         let t = Instant::now();
-        let (cfg, problems) = pingora_redirect::config::load_file(&conf).expect("read");
-        assert!(problems.is_empty());
-        let (set, problems) = rules::compile(&cfg);
+        let sources = read_sources(&conf).expect("read");
+        assert!(sources.problems.is_empty());
+        let (set, problems) = compile(&sources);
+        drop(sources);
         assert!(
             problems.iter().all(|p| !p.is_error()),
             "{:?}",
@@ -94,7 +95,7 @@ fn main() {
         let compile = t.elapsed();
         let after = common::rss();
         let t = Instant::now();
-        let lint = rules::lint::lint(&set, 0);
+        let lint = set.lint(0);
         let lint_time = t.elapsed();
         assert!(lint.iter().all(|p| !p.is_error()));
         drop(lint);
@@ -127,14 +128,15 @@ fn main() {
         let conf = common::write_regex_config(n);
         let before = common::rss();
         let t = Instant::now();
-        let (cfg, problems) = pingora_redirect::config::load_file(&conf).expect("read");
-        assert!(problems.is_empty());
-        let (set, problems) = rules::compile(&cfg);
+        let sources = read_sources(&conf).expect("read");
+        assert!(sources.problems.is_empty());
+        let (set, problems) = compile(&sources);
+        drop(sources);
         assert!(problems.iter().all(|p| !p.is_error()));
         let compile = t.elapsed();
         let after = common::rss();
         let t = Instant::now();
-        let _ = rules::lint::lint(&set, 0);
+        let _ = set.lint(0);
         let lint_time = t.elapsed();
         let reqs = common::regex_requests(n, 65_536);
         let (lat, hits) = measure(
@@ -191,7 +193,6 @@ fn main() {
             100.0 * hits as f64 / SAMPLES as f64
         );
         drop(set);
-        drop(cfg);
         let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
     }
 }

@@ -60,7 +60,7 @@ fn main() {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let body = Bytes::from(pingora_redirect::location::html_body(307, LOCATION));
+    let body = Bytes::from(pingora_redirect::internals::html_body(307, LOCATION));
     let mut service = http_proxy_service(&server.configuration, Bare { body });
     service.add_tcp(&listen);
     server.add_service(service);

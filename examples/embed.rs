@@ -11,8 +11,7 @@ use async_trait::async_trait;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{http_proxy_service, ProxyHttp, Session};
 use pingora::server::Server;
-use pingora_redirect::plugin::{Engine, RedirectPlugin};
-use pingora_redirect::rules;
+use pingora_redirect::RedirectPlugin;
 
 struct MyProxy {
     redirects: RedirectPlugin,
@@ -52,20 +51,21 @@ fn main() {
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:8090".into());
     let upstream = args.next().unwrap_or_else(|| "127.0.0.1:3000".into());
 
-    let loaded = match rules::load(std::path::Path::new(&conf), pingora_redirect::unix_now()) {
-        Ok(l) => l,
-        Err(p) => {
-            eprintln!("{p}");
-            std::process::exit(2);
-        }
-    };
+    let loaded =
+        match pingora_redirect::load(std::path::Path::new(&conf), pingora_redirect::unix_now()) {
+            Ok(l) => l,
+            Err(p) => {
+                eprintln!("{p}");
+                std::process::exit(2);
+            }
+        };
     for p in &loaded.problems {
         eprintln!("{p}");
     }
-    let Some(set) = loaded.rules else {
-        std::process::exit(1);
+    let redirects = match RedirectPlugin::from_loaded(loaded) {
+        Ok(r) => r,
+        Err(_) => std::process::exit(1),
     };
-    let redirects = RedirectPlugin::from_engine(Engine::new(set, &loaded.config));
 
     let mut server = Server::new(None).expect("server");
     server.bootstrap();

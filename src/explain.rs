@@ -1,11 +1,20 @@
 //! `explain`: what `serve` would do with one request, without any network.
 //!
-//! The URL is split (not normalised: the path goes to [`RuleSet::decide`]
-//! exactly as a client would send it) into scheme, Host, path and query.
+//! The request is built from the command line (method, URL, `--header`,
+//! `--client`) into the same [`RequestView`] `serve` builds from a
+//! connection, with the same trusted-proxy reading of its client and scheme,
+//! and goes through the same [`route`]: the answer is what a freshly started
+//! `serve` (every backend and pool target healthy) would send. The URL is
+//! split by `http::Uri` and not normalised: the path reaches the rules
+//! exactly as a client would send it.
 
-use crate::config::{MaintenanceConfig, Scheme};
-use crate::rules::{Decision, RequestView, RuleSet};
+use crate::request::{forwarded, RequestView, Scheme};
+use crate::route::{route, Action, Outcome, Reply};
+use crate::rules::RuleRef;
+use crate::snapshot::Snapshot;
+use http::HeaderMap;
 use serde_json::{json, Value};
+use std::net::IpAddr;
 
 /// A URL split into the parts of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,127 +27,125 @@ pub struct UrlParts {
 
 /// Splits `http(s)://host[:port]/path?query#fragment`.
 pub fn split_url(url: &str) -> Result<UrlParts, String> {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    let (scheme, rest) = if lower.starts_with("https://") {
-        (Scheme::Https, &url[8..])
-    } else if lower.starts_with("http://") {
-        (Scheme::Http, &url[7..])
-    } else {
-        return Err(format!("\"{url}\" is not an http:// or https:// URL"));
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
+    let scheme = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("https") => Scheme::Https,
+        Some("http") => Scheme::Http,
+        _ => return Err(format!("\"{url}\" is not an http:// or https:// URL")),
     };
-    let rest = rest.split('#').next().unwrap_or("");
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let host = rest[..end].to_string();
-    let after = &rest[end..];
-    let (path, query) = match after.split_once('?') {
-        Some((p, q)) => (p, Some(q.to_string())),
-        None => (after, None),
-    };
-    let path = if path.is_empty() { "/" } else { path };
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .ok_or_else(|| format!("\"{url}\" has no host"))?;
     Ok(UrlParts {
         scheme,
         host,
-        path: path.to_string(),
-        query,
+        path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
     })
 }
 
-/// The decision for `method url` as JSON (the `explain --format json` object).
-///
-/// `maintenance` is the `[maintenance]` section: when it is enabled, what no
-/// rule answers goes to its pool or backends.
-pub fn explain_json(
-    set: &RuleSet,
-    maintenance: Option<&MaintenanceConfig>,
-    method: &str,
-    url: &UrlParts,
-    now: i64,
-) -> Value {
-    let req = RequestView {
-        method,
-        scheme: url.scheme,
-        host: Some(&url.host),
-        path: url.path.as_bytes(),
-        query: url.query.as_deref().map(str::as_bytes),
-        client: None,
-        now,
-    };
-    match set.decide(&req) {
-        Decision::Redirect(r) => {
-            let mut v = json!({
-                "outcome": "redirect",
-                "rule": r.rule.id(),
-                "status": r.status,
-                "location": r.location,
-            });
-            if let Some(src) = r.rule.source() {
-                v["source"] = json!(src);
-                v["line"] = json!(r.rule.line());
-            }
-            v
-        }
-        Decision::Pool(p) => {
-            let location = p
-                .pool
-                .targets
-                .first()
-                .map(|(base, _, _)| p.location_for(base));
-            let mut v = json!({
-                "outcome": "redirect",
-                "rule": p.rule.id(),
-                "status": p.status,
-                "pool": p.pool.name,
-                "location": location,
-            });
-            if let Some(src) = p.rule.source() {
-                v["source"] = json!(src);
-                v["line"] = json!(p.rule.line());
-            }
-            v
-        }
-        Decision::NoMatch if maintenance.is_some_and(|m| m.enabled) => {
-            let m = maintenance.expect("checked");
-            match &m.redirect_pool {
-                Some(pool) => {
-                    let location = set
-                        .pools()
-                        .iter()
-                        .find(|p| &p.name == pool)
-                        .and_then(|p| p.targets.first())
-                        .map(|(base, _, _)| {
-                            let path =
-                                crate::matcher::path::remove_dot_segments(url.path.as_bytes())
-                                    .map(|p| p.into_owned())
-                                    .unwrap_or_else(|_| b"/".to_vec());
-                            let mut out = String::new();
-                            crate::location::assemble(
-                                &mut out,
-                                false,
-                                base,
-                                None,
-                                None,
-                                Some(&path),
-                                url.query.as_deref().map(str::as_bytes),
-                            );
-                            out
-                        });
-                    json!({"outcome": "maintenance", "status": 307, "pool": pool, "location": location})
-                }
-                None => json!({"outcome": "maintenance", "backends": m.backends}),
-            }
-        }
-        Decision::NoMatch if set.has_upstream() => json!({"outcome": "proxy"}),
-        Decision::NoMatch => json!({"outcome": "not_found"}),
-        Decision::BadRequest(b) => {
-            json!({"outcome": "bad_request", "status": b.status, "reason": b.reason})
-        }
+/// One request to explain.
+pub struct Question {
+    pub method: String,
+    pub url: UrlParts,
+    pub headers: HeaderMap,
+    /// The peer address (`--client`, default 127.0.0.1).
+    pub client: IpAddr,
+}
+
+/// The rule fields of an answer: its id, and for a list row the source URL
+/// as written and its line.
+fn rule_fields(v: &mut Value, rule: &RuleRef<'_>) {
+    v["rule"] = json!(rule.id());
+    if let Some(src) = rule.source() {
+        v["source"] = json!(src);
+        v["line"] = json!(rule.line());
     }
 }
 
-/// The same decision as one line of text.
+fn redirect_json(outcome: Outcome, r: &Reply<'_>) -> Value {
+    let mut v = json!({"outcome": outcome.as_str()});
+    if let Some(rule) = &r.rule {
+        rule_fields(&mut v, rule);
+    }
+    v["status"] = json!(r.status);
+    if let Some((pool, _)) = r.pool {
+        v["pool"] = json!(pool);
+    }
+    v["location"] = json!(r.location);
+    v
+}
+
+/// What `serve` does with `q`, as the `explain --format json` object.
+pub fn explain_json(snap: &Snapshot, q: &Question, now: i64) -> Value {
+    let (scheme, client) = forwarded(
+        Some(q.client),
+        &q.headers,
+        &snap.trusted_proxies,
+        q.url.scheme,
+    );
+    let view = RequestView::new(
+        &q.method,
+        scheme,
+        Some(&q.url.host),
+        q.url.path.as_bytes(),
+        q.url.query.as_deref().map(str::as_bytes),
+    )
+    .from_client(client)
+    .with_headers(&q.headers)
+    .at(now);
+    let routed = route(snap, &view);
+    let outcome = routed.outcome;
+    let maintenance_backends = || {
+        snap.config
+            .maintenance
+            .as_ref()
+            .map(|m| m.backends.clone())
+            .unwrap_or_default()
+    };
+    match &routed.action {
+        Action::Redirect(r) => redirect_json(outcome, r),
+        Action::Unavailable {
+            retry_after,
+            rule,
+            pool,
+        } => {
+            let mut v = json!({"outcome": outcome.as_str()});
+            if let Some(rule) = rule {
+                rule_fields(&mut v, rule);
+            }
+            v["status"] = json!(503);
+            v["pool"] = json!(pool);
+            v["retry_after"] = json!(retry_after);
+            v
+        }
+        Action::Bad { status, reason } => {
+            json!({"outcome": "bad_request", "status": status, "reason": reason})
+        }
+        Action::Proxy(_) | Action::NoBackend(_) if outcome == Outcome::Maintenance => {
+            json!({"outcome": "maintenance", "backends": maintenance_backends()})
+        }
+        Action::Proxy(_) => json!({"outcome": "proxy"}),
+        Action::NoBackend(reason) => {
+            json!({"outcome": outcome.as_str(), "status": 502, "reason": reason})
+        }
+        Action::NotFound => json!({"outcome": "not_found"}),
+    }
+}
+
+/// The same answer as one line of text.
 pub fn explain_text(v: &Value) -> String {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     match s("outcome").as_str() {
+        "redirect" | "failover" if v["status"] == json!(503) => format!(
+            "{} 503: pool \"{}\" has no healthy target (Retry-After: {})",
+            s("outcome"),
+            s("pool"),
+            v["retry_after"]
+        ),
         "redirect" => {
             let mut line = format!(
                 "redirect {} {} (rule \"{}\"",
@@ -150,22 +157,30 @@ pub fn explain_text(v: &Value) -> String {
                 line.push_str(&format!(", source \"{}\", line {}", s("source"), v["line"]));
             }
             if v.get("pool").is_some() {
-                line.push_str(&format!(
-                    ", pool \"{}\": one of its healthy targets",
-                    s("pool")
-                ));
+                line.push_str(&format!(", pool \"{}\"", s("pool")));
             }
             line.push(')');
             line
         }
+        "failover" => format!(
+            "failover: no healthy [upstream] backend; redirected {} to {} (pool \"{}\")",
+            v["status"],
+            s("location"),
+            s("pool")
+        ),
+        "proxy" if v.get("status").is_some() => format!("proxy 502: {}", s("reason")),
         "proxy" => "proxy: no rule matches; the request goes to an [upstream] backend".into(),
         "not_found" => {
             "not_found: no rule matches and there is no [upstream]; the answer is 404".into()
         }
+        "maintenance" if v["status"] == json!(503) => format!(
+            "maintenance: no rule matches; 503, pool \"{}\" has no healthy target",
+            s("pool")
+        ),
         "maintenance" if v.get("pool").is_some() => format!(
-            "maintenance: no rule matches; redirected 307 to a target of pool \"{}\", e.g. {}",
-            s("pool"),
-            s("location")
+            "maintenance: no rule matches; redirected 307 to {} (pool \"{}\")",
+            s("location"),
+            s("pool")
         ),
         "maintenance" => "maintenance: no rule matches; proxied to a [maintenance] backend".into(),
         _ => format!("bad_request {}: {}", v["status"], s("reason")),
@@ -190,7 +205,10 @@ mod tests {
         );
         let u = split_url("http://h?q").unwrap();
         assert_eq!((u.path.as_str(), u.query.as_deref()), ("/", Some("q")));
+        let u = split_url("https://h/../x/%2e%2e").unwrap();
+        assert_eq!(u.path, "/../x/%2e%2e", "the path is not normalised");
         assert!(split_url("ftp://x/").is_err());
         assert!(split_url("/just/a/path").is_err());
+        assert!(split_url("old.example/old").is_err());
     }
 }

@@ -5,26 +5,40 @@
 //! Data flows one way:
 //!
 //! ```text
-//! config file(s) ──load──▶ Config (checked, with places for every problem)
-//!                ──compile──▶ RuleSet (immutable: host tiers, path indexes, regex prefilter)
-//! request ──RequestView──▶ RuleSet::decide() ──▶ Decision (rule, status, Location, headers)
+//! files ──load.rs──▶ Sources (Config + list bytes, every problem with its place)
+//!       ──rules::compile (pure)──▶ RuleSet ──lint──▶ Loaded
+//!       ──Snapshot::new──▶ Snapshot { rules, counters, pools, routing, config }
+//!                          one Arc behind one ArcSwap, swapped once per reload
+//! Session ──http::request──▶ RequestView ──route::route──▶ RuleSet::decide ──▶ Decision
+//!                                                          + routing ──▶ Action
+//! Action ──http::response──▶ the reply     (metrics record the Action once)
 //! ```
 //!
-//! * [`config`] reads the TOML file and the bulk CSV lists and reports every
-//!   problem with its file, line, column and rule id.
-//! * [`rules`] compiles them into a [`rules::RuleSet`] whose lookups cost a
-//!   handful of hash probes and one Aho-Corasick pass, whatever the number of
-//!   rules, and lints it (loops, chains, shadowed and expired rules).
-//! * [`location`] builds the `Location` header and enforces the safety
-//!   invariants: scheme, host and port come from the configuration only, and
-//!   no byte a browser could reinterpret is ever copied raw.
+//! * **Loading** ([`load`], [`read_sources`]) is the one place that reads
+//!   files. [`Sources`] holds the configuration model and the bytes of every
+//!   list; [`compile`] turns them into a [`RuleSet`] without touching a file;
+//!   the lint follows the rules for loops and chains. Every problem of every
+//!   step is kept, with its file, line, column and rule id ([`Problem`]).
+//! * **Deciding** ([`RuleSet::decide`]) is pure: a [`RequestView`] in, a
+//!   [`Decision`] out. Lookups cost a handful of hash probes and one
+//!   Aho-Corasick pass whatever the number of rules; a rule's conditions
+//!   live in one module (`config/conditions.rs`).
+//! * **Routing** (`route.rs`) is the whole policy as one function: the
+//!   rules, then the maintenance swap, then the upstream or its failover
+//!   pool, else 404. `serve` and `explain` both call it, so `explain` says
+//!   what `serve` does.
+//! * **Serving**: the front proxy's `ProxyHttp` (`proxy.rs`) and the
+//!   embeddable [`RedirectPlugin`] read a request, route it and write the
+//!   reply; a [`Snapshot`] holds everything a request reads and a reload
+//!   swaps it once. Around them: the connection guard ([`guard`]), health
+//!   checks, the admin listener, reload.
 //!
-//! The decision is a pure function: `explain`, the tests and the benchmarks
-//! call exactly what the proxy calls.
+//! The `Location` builder (`location.rs`) enforces the safety invariants:
+//! scheme, host and port come from the configuration only, and no byte a
+//! browser could reinterpret is ever copied raw.
 //!
 //! ```
-//! use pingora_redirect::config::{self, Scheme};
-//! use pingora_redirect::rules::{self, Decision, RequestView};
+//! use pingora_redirect::{compile, Decision, RequestView, Scheme, Sources};
 //! use std::path::Path;
 //!
 //! let src = r#"
@@ -34,19 +48,11 @@
 //! to = "https://new.example/documentation"
 //! status = 308
 //! "#;
-//! let (cfg, problems) = config::parse(src, Path::new("example.toml"));
+//! let sources = Sources::from_text(src, Path::new("example.toml"), |_| Ok(Vec::new()));
+//! assert!(sources.problems.is_empty());
+//! let (set, problems) = compile(&sources);
 //! assert!(problems.is_empty());
-//! let (set, problems) = rules::compile(&cfg);
-//! assert!(problems.is_empty());
-//! let req = RequestView {
-//!     method: "GET",
-//!     scheme: Scheme::Https,
-//!     host: Some("old.example"),
-//!     path: b"/docs/install",
-//!     query: Some(b"v=2"),
-//!     client: None,
-//!     now: 0,
-//! };
+//! let req = RequestView::new("GET", Scheme::Https, Some("old.example"), b"/docs/install", Some(b"v=2"));
 //! match set.decide(&req) {
 //!     Decision::Redirect(r) => {
 //!         assert_eq!(r.status, 308);
@@ -56,21 +62,38 @@
 //! }
 //! ```
 
-pub mod admin;
-pub mod config;
+mod admin;
+mod config;
 pub mod explain;
 pub mod guard;
-pub mod location;
-pub mod matcher;
-pub mod metrics;
-pub mod plugin;
-pub mod pool;
-pub mod problem;
-pub mod proxy;
-pub mod reload;
+mod health;
+mod http;
+mod load;
+mod location;
+mod matcher;
+mod metrics;
+mod plugin;
+mod pool;
+mod problem;
+mod proxy;
+mod reload;
 mod reply_watch;
-pub mod rules;
+mod request;
+mod route;
+mod rules;
 pub mod serve;
+mod snapshot;
+mod upstream;
+
+pub use config::{parse as parse_config, Conditions, Config, Sources};
+pub use load::{load, load_sources, read_sources, Loaded};
+pub use plugin::{Handled, RedirectPlugin};
+pub use problem::{Problem, Severity};
+pub use request::{RequestView, Scheme};
+pub use rules::{
+    compile, BadRequest, Decision, PoolInfo, PoolRedirect, Redirect, RuleCounts, RuleRef, RuleSet,
+};
+pub use snapshot::{Shared, Snapshot};
 
 /// Current Unix time in seconds.
 pub fn unix_now() -> i64 {
@@ -78,4 +101,16 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// Internals the fuzz targets and the property tests drive directly. Not
+/// part of the API: they change without notice.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::config::list;
+    pub use crate::location::{
+        assemble, check_pool_base, html_body, parse_target, pool_base, Groups, NoGroups, Vars,
+    };
+    pub use crate::matcher::host::{normalize_config_host, normalize_host};
+    pub use crate::matcher::path::remove_dot_segments;
 }

@@ -6,26 +6,22 @@
 //! `${1}`, `${name}`) resolved to pieces. At request time [`assemble`] joins
 //! the target, the suffix a prefix rule keeps and the query, copying request
 //! bytes through [`push_encoded`], which keeps valid escapes byte for byte and
-//! encodes every byte that may not appear raw (SPEC §6): control bytes, space,
-//! backslash, bytes ≥ 0x80, and a few delimiters. A relative result never
-//! starts with `//`.
+//! encodes every byte that may not appear raw (docs/security.md,
+//! "Invariants"): control bytes, space, backslash, bytes ≥ 0x80, and a few
+//! delimiters. A relative result never starts with `//`.
+//!
+//! `to` is split here rather than by `http::Uri` or `url`: it is a template
+//! (`${host}` may stand in the authority, `${1}` anywhere), which neither
+//! parses, and `url` would also normalise what must stay as written. The
+//! host is checked by [`normalize_config_host`] and the bytes are escaped
+//! with the one table of `matcher::path` (the `percent-encoding` crate).
 
+use crate::matcher::host::normalize_config_host;
+use crate::matcher::path::{needs_escape, push_escaped};
 use std::fmt::Write as _;
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 fn is_hex(b: u8) -> bool {
     b.is_ascii_hexdigit()
-}
-
-/// Bytes encoded wherever request bytes are copied into a Location.
-fn forbidden(b: u8) -> bool {
-    b <= b' '
-        || b >= 0x7f
-        || matches!(
-            b,
-            b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}' | b'#'
-        )
 }
 
 /// Where in the URL bytes are copied to.
@@ -51,10 +47,8 @@ pub fn push_encoded(out: &mut String, bytes: &[u8], part: Part) {
                 continue;
             }
             out.push_str("%25");
-        } else if forbidden(b) || (part == Part::Path && b == b'?') {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
+        } else if needs_escape(b) || (part == Part::Path && b == b'?') {
+            push_escaped(out, b);
         } else {
             out.push(b as char);
         }
@@ -269,7 +263,7 @@ fn authority_uncached(auth: &str, has_host: bool) -> Result<String, TargetError>
             ));
         }
     }
-    let host_norm = crate::config::normalize_config_host(host)
+    let host_norm = normalize_config_host(host)
         .map_err(|e| err("bad_target", format!("host \"{host}\": {e}")))?;
     if auth.contains("${") {
         Ok(auth.to_ascii_lowercase())

@@ -1,9 +1,11 @@
-//! The `pingora-redirect` command line: `serve`, `check` and `explain`.
+//! The `pingora-redirect` command line: `serve`, `check` and `explain`,
+//! nothing else; each is a few calls into the library.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pingora_redirect::explain::{explain_json, explain_text, split_url};
-use pingora_redirect::problem::Problem;
-use pingora_redirect::rules::{self, Loaded};
+use pingora_redirect::explain::{explain_json, explain_text, split_url, Question};
+use pingora_redirect::serve::ServeOptions;
+use pingora_redirect::{Loaded, Problem, Snapshot};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,6 +60,9 @@ enum Command {
         /// A request header, `Name: value` (repeatable).
         #[arg(long = "header")]
         headers: Vec<String>,
+        /// The client address the request comes from.
+        #[arg(long, default_value = "127.0.0.1")]
+        client: String,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         /// The request URL: its scheme and host are the request's scheme and Host.
@@ -72,13 +77,13 @@ fn print_problems(problems: &[Problem]) {
 }
 
 fn load(conf: &std::path::Path) -> Result<Loaded, Problem> {
-    rules::load(conf, pingora_redirect::unix_now())
+    pingora_redirect::load(conf, pingora_redirect::unix_now())
 }
 
 const USAGE: &str = "Usage:
   pingora-redirect serve   -c FILE [--upgrade] [--daemon]
   pingora-redirect check   -c FILE [--format text|json] [--strict]
-  pingora-redirect explain -c FILE [--method M] [--header 'Name: value']... [--format text|json] URL";
+  pingora-redirect explain -c FILE [--method M] [--header 'Name: value']... [--client ADDR] [--format text|json] URL";
 
 /// Prints a usage error, then the usage, and exits 2.
 fn usage_error(msg: &str) -> ExitCode {
@@ -120,9 +125,10 @@ fn main() -> ExitCode {
             conf,
             method,
             headers,
+            client,
             format,
             url,
-        } => explain(&conf, &method, &headers, format, &url),
+        } => explain(&conf, &method, &headers, &client, format, &url),
     }
 }
 
@@ -142,12 +148,18 @@ fn serve(conf: &std::path::Path, upgrade: bool, daemon: bool) -> ExitCode {
         }
     };
     print_problems(&loaded.problems);
-    let Some(rules) = loaded.rules else {
+    if !loaded.ok() {
         eprintln!("{}: does not load; not starting", conf.display());
         return ExitCode::from(1);
+    }
+    let snap = match Snapshot::from_loaded(loaded) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
     };
-    let opts = pingora_redirect::serve::ServeOptions { upgrade, daemon };
-    match pingora_redirect::serve::run(loaded.config, rules, opts) {
+    match pingora_redirect::serve::run(snap, ServeOptions { upgrade, daemon }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -214,16 +226,28 @@ fn explain(
     conf: &std::path::Path,
     method: &str,
     headers: &[String],
+    client: &str,
     format: Format,
     url: &str,
 ) -> ExitCode {
+    let mut map = http::HeaderMap::new();
     for h in headers {
-        if h.split_once(':').is_none_or(|(n, _)| n.trim().is_empty()) {
-            return usage_error(&format!("--header \"{h}\" is not `Name: value`"));
+        let parsed = h.split_once(':').and_then(|(n, v)| {
+            let name = http::HeaderName::from_bytes(n.trim().as_bytes()).ok()?;
+            let value = http::HeaderValue::from_str(v.trim()).ok()?;
+            Some((name, value))
+        });
+        match parsed {
+            Some((n, v)) => {
+                map.append(n, v);
+            }
+            None => return usage_error(&format!("--header \"{h}\" is not `Name: value`")),
         }
     }
-    let method = method.to_ascii_uppercase();
-    let parts = match split_url(url) {
+    let Ok(client) = client.parse::<IpAddr>() else {
+        return usage_error(&format!("--client \"{client}\" is not an IP address"));
+    };
+    let url = match split_url(url) {
         Ok(p) => p,
         Err(e) => return usage_error(&e),
     };
@@ -234,17 +258,24 @@ fn explain(
             return ExitCode::from(2);
         }
     };
-    let Some(set) = &loaded.rules else {
+    if !loaded.ok() {
         print_problems(&loaded.problems);
         return ExitCode::from(1);
+    }
+    let snap = match Snapshot::from_loaded(loaded) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
     };
-    let v = explain_json(
-        set,
-        loaded.config.maintenance.as_ref(),
-        &method,
-        &parts,
-        pingora_redirect::unix_now(),
-    );
+    let question = Question {
+        method: method.to_ascii_uppercase(),
+        url,
+        headers: map,
+        client,
+    };
+    let v = explain_json(&snap, &question, pingora_redirect::unix_now());
     if format == Format::Json {
         println!("{v}");
     } else {

@@ -1,4 +1,4 @@
-//! Every metric the product exports (SPEC §7), in one place.
+//! Every metric the product exports (docs/metrics.md), in one place.
 //!
 //! All of them live in the process's default `prometheus` registry, the one
 //! `pingora-prometheus` and the admin `/metrics` endpoint gather. Per-rule
@@ -31,7 +31,7 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// The metric families of SPEC §7.
+/// The metric families of docs/metrics.md.
 pub struct Metrics {
     pub hits: IntCounterVec,
     pub last_hit: IntGaugeVec,

@@ -15,9 +15,10 @@
 //!   on it (about 1/N of them).
 //!
 //! Unhealthy targets are skipped by every selection; `select` returns `None`
-//! when no target is healthy.
+//! when no target is healthy. Health is set by [`crate::health`].
 
-use crate::config::{HashKey, HealthCheck, HealthCheckKind, PoolConfig, Selection};
+use crate::config::{HashKey, HealthCheck, PoolConfig, Selection};
+use crate::request::RequestView;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// One target of a pool.
@@ -72,27 +73,6 @@ pub fn stable_hash(parts: &[&[u8]]) -> u64 {
     h ^ (h >> 31)
 }
 
-thread_local! {
-    static RNG: std::cell::Cell<u64> = std::cell::Cell::new(
-        stable_hash(&[&std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            .to_le_bytes()]) | 1,
-    );
-}
-
-fn random_u64() -> u64 {
-    RNG.with(|c| {
-        let mut x = c.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.set(x);
-        x
-    })
-}
-
 impl Pool {
     pub fn new(cfg: &PoolConfig) -> Self {
         let targets: Vec<Target> = cfg
@@ -125,7 +105,7 @@ impl Pool {
                 let n = self.counter.fetch_add(1, Ordering::Relaxed);
                 self.by_weight(n)
             }
-            Selection::Random => self.by_weight(random_u64()),
+            Selection::Random => self.by_weight(fastrand::u64(..)),
         }
     }
 
@@ -166,136 +146,44 @@ impl Pool {
         let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
         -f64::from(target.weight) / u.ln()
     }
-
-    /// Whether any target is healthy.
-    pub fn any_healthy(&self) -> bool {
-        self.targets.iter().any(Target::is_healthy)
-    }
 }
 
 /// Where a target base URL connects: (`host`, `port`, TLS).
 pub fn target_endpoint(base: &str) -> Option<(String, u16, bool)> {
-    let (tls, rest) = if let Some(r) = base.strip_prefix("https://") {
-        (true, r)
-    } else {
-        (false, base.strip_prefix("http://")?)
+    let uri: http::Uri = base.parse().ok()?;
+    let tls = match uri.scheme_str()? {
+        "https" => true,
+        "http" => false,
+        _ => return None,
     };
-    let auth = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let (host, port) = if let Some(inner) = auth.strip_prefix('[') {
-        let end = inner.find(']')?;
-        (inner[..end].to_string(), inner[end + 1..].strip_prefix(':'))
-    } else {
-        match auth.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (auth.to_string(), None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse().ok()?,
-        None if tls => 443,
-        None => 80,
-    };
-    Some((host, port, tls))
+    let host = uri.host()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Some((host.to_string(), port, tls))
 }
 
-/// Probes one target once: a TCP connect, or an HTTP GET of `path` answered
-/// with a 2xx or 3xx status, within `timeout`.
-pub async fn probe(base: &str, check: &HealthCheckKind, timeout: std::time::Duration) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some((host, port, _tls)) = target_endpoint(base) else {
-        return false;
+/// The bytes a pool with `selection = "hash"` hashes for `req`: the client
+/// address, or the value of a header or a cookie (the client address when
+/// the request has no such header or cookie).
+pub fn hash_key(key: &HashKey, req: &RequestView<'_>) -> Vec<u8> {
+    let ip = || {
+        req.client
+            .map(|c| c.to_string().into_bytes())
+            .unwrap_or_default()
     };
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .ok()?;
-        let HealthCheckKind::Http { path } = check else {
-            return Some(());
-        };
-        let host_header = if (port == 80 && base.starts_with("http://"))
-            || (port == 443 && base.starts_with("https://"))
-        {
-            host.clone()
-        } else if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: pingora-redirect-health-check\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = [0u8; 64];
-        let mut n = 0;
-        while n < 12 {
-            let got = stream.read(&mut buf[n..]).await.ok()?;
-            if got == 0 {
-                break;
-            }
-            n += got;
-        }
-        let line = std::str::from_utf8(&buf[..n]).ok()?;
-        let status: u16 = line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
-        (200..400).contains(&status).then_some(())
-    };
-    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(())))
-}
-
-/// The background service that health-checks the targets of every pool that
-/// has a `health_check`, each on its own interval. It reads the pools from
-/// the engine in force at each round, so it follows reloads.
-pub struct PoolHealth {
-    pub engine: std::sync::Arc<arc_swap::ArcSwap<crate::plugin::Engine>>,
-}
-
-#[async_trait::async_trait]
-impl pingora::services::background::BackgroundService for PoolHealth {
-    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        use std::collections::HashMap;
-        use std::time::{Duration, Instant};
-        let mut due: HashMap<String, Instant> = HashMap::new();
-        loop {
-            let engine = self.engine.load_full();
-            let now = Instant::now();
-            let mut probes = Vec::new();
-            for pool in &engine.pools {
-                let Some(hc) = pool.health_check.clone() else {
-                    continue;
-                };
-                let key = format!("{}\u{0}{:?}", pool.name, hc);
-                if due.get(&key).is_some_and(|t| *t > now) {
-                    continue;
-                }
-                due.insert(key, now + hc.interval);
-                let timeout = hc
-                    .interval
-                    .min(Duration::from_secs(1))
-                    .max(Duration::from_millis(100));
-                for (i, t) in pool.targets.iter().enumerate() {
-                    let (pool, base, kind) = (pool.clone(), t.base.clone(), hc.kind.clone());
-                    probes.push(tokio::spawn(async move {
-                        let up = probe(&base, &kind, timeout).await;
-                        let target = &pool.targets[i];
-                        if target.is_healthy() != up {
-                            log::warn!(
-                                "pool {} target {} is now {}",
-                                pool.name,
-                                target.url,
-                                if up { "healthy" } else { "unhealthy" }
-                            );
-                        }
-                        target.set_healthy(up);
-                    }));
-                }
-            }
-            for p in probes {
-                let _ = p.await;
-            }
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
+    match key {
+        HashKey::ClientIp => ip(),
+        HashKey::Header(name) => req.header(name).map(<[u8]>::to_vec).unwrap_or_else(ip),
+        HashKey::Cookie(name) => req
+            .cookies()
+            .flat_map(cookie::Cookie::split_parse)
+            .filter_map(Result::ok)
+            .find(|c| c.name() == name)
+            .map(|c| c.value().as_bytes().to_vec())
+            .unwrap_or_else(ip),
     }
 }
 
@@ -367,6 +255,32 @@ mod tests {
             }
         }
         assert!((150..=350).contains(&moved), "moved {moved} of 1000");
+    }
+
+    #[test]
+    fn hash_keys_come_from_the_header_the_cookie_or_the_client() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-user", "u7".parse().unwrap());
+        h.append("cookie", "a=1; sid=\"s9\"".parse().unwrap());
+        let client = Some("192.0.2.7".parse().unwrap());
+        let req = RequestView::new("GET", crate::request::Scheme::Http, None, b"/", None)
+            .from_client(client)
+            .with_headers(&h);
+        assert_eq!(hash_key(&HashKey::Header("x-user".into()), &req), b"u7");
+        assert_eq!(hash_key(&HashKey::Cookie("sid".into()), &req), b"\"s9\"");
+        assert_eq!(
+            hash_key(&HashKey::Cookie("none".into()), &req),
+            b"192.0.2.7"
+        );
+        assert_eq!(hash_key(&HashKey::ClientIp, &req), b"192.0.2.7");
+        assert_eq!(
+            target_endpoint("https://[::1]:8443"),
+            Some(("::1".into(), 8443, true))
+        );
+        assert_eq!(
+            target_endpoint("http://b.example"),
+            Some(("b.example".into(), 80, false))
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! place (file, line, column) and the rule it concerns, from the parser all the
 //! way to the user: `check` prints them as text or JSON, `serve` refuses to
 //! start on an error, and a reload that fails logs them. The `code` is one of
-//! the stable names of SPEC §9 so scripts can match on it.
+//! the stable codes of docs/configuration.md ("Lint") so scripts can match
+//! on it.
 
 use serde::Serialize;
 use std::fmt;

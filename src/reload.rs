@@ -8,8 +8,9 @@
 //! compiles and lints the configuration on a new OS thread, never on the
 //! runtime that serves traffic. A new upstream gets one round of health
 //! checks there before it is used, and pool targets keep the health they had.
-//! Only then are the rules (with pools) and the routing (upstream, failover,
-//! maintenance) swapped in; requests in flight finish on what they loaded.
+//! Only then is the new [`Snapshot`] (rules, pools, routing: upstream,
+//! failover, maintenance) swapped in, in one swap; requests in flight finish
+//! on the snapshot they loaded.
 //! A configuration that does not load leaves the running one in place; the
 //! reason is logged with its places and counted
 //! (`pingora_redirect_config_reloads_total{result="failure"}`,
@@ -18,16 +19,15 @@
 //! and otherwise ignored.
 
 use crate::config::{Config, ServerConfig};
+use crate::health::{probe, probe_timeout};
 use crate::metrics;
-use crate::plugin::Engine;
 use crate::problem::Problem;
-use crate::proxy::Routing;
-use arc_swap::ArcSwap;
+use crate::snapshot::{Shared, Snapshot};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// How often watched files are looked at.
@@ -36,10 +36,8 @@ const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// The reload service.
 pub struct Reloader {
     pub path: PathBuf,
-    pub engine: Arc<ArcSwap<Engine>>,
-    pub routing: Arc<ArcSwap<Routing>>,
-    /// The configuration last loaded (for `watch` and the files to watch).
-    pub config: Mutex<Config>,
+    /// The snapshot in force: its configuration says what to watch.
+    pub shared: Shared,
     /// `[server]` as the process started with it: what a restart-only
     /// change is compared with.
     pub started: ServerConfig,
@@ -99,76 +97,47 @@ fn needs_restart(old: &ServerConfig, new: &ServerConfig) -> Vec<&'static str> {
     v
 }
 
-/// A loaded, compiled, health-checked configuration ready to swap in.
-pub struct Prepared {
-    pub config: Config,
-    pub engine: Engine,
-    pub routing: Routing,
-}
-
-/// Loads, compiles and lints `path` and builds what requests need; run on a
-/// thread of its own. `old` carries pool health over.
-pub fn prepare(path: &Path, old: &Engine) -> Result<Prepared, Vec<Problem>> {
-    let loaded = crate::rules::load(path, crate::unix_now()).map_err(|p| vec![p])?;
-    let errors: Vec<Problem> = loaded
-        .problems
-        .iter()
-        .filter(|p| p.is_error())
-        .cloned()
-        .collect();
-    let Some(rules) = loaded.rules else {
+/// Loads, compiles and lints `path` and builds the snapshot requests will
+/// read; run on a thread of its own. `old` carries pool health over.
+pub fn prepare(path: &Path, old: &Snapshot) -> Result<Snapshot, Vec<Problem>> {
+    let loaded = crate::load::load(path, crate::unix_now()).map_err(|p| vec![p])?;
+    let errors: Vec<Problem> = loaded.errors().cloned().collect();
+    if !loaded.ok() {
         return Err(errors);
-    };
-    for w in loaded.problems.iter().filter(|p| !p.is_error()) {
+    }
+    for w in loaded.warnings() {
         log::warn!("{w}");
     }
-    let routing = Routing::new(&loaded.config).map_err(|e| vec![Problem::error("io", e)])?;
+    let snap = Snapshot::from_loaded(loaded).map_err(|e| vec![Problem::error("io", e)])?;
+    let unchecked = snap.keep_health_of(old);
+    let upstream = snap
+        .routing
+        .upstream
+        .as_ref()
+        .filter(|_| snap.routing.upstream_interval.is_some());
+    if upstream.is_none() && unchecked.is_empty() {
+        return Ok(snap);
+    }
     // A new upstream is checked once before it serves, so a dead backend
-    // gets no request meanwhile.
-    if let (Some(u), Some(_)) = (&routing.upstream, routing.upstream_interval) {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            rt.block_on(u.run_health_check());
-        }
-    }
-    let engine = Engine::new(rules, &loaded.config);
-    let mut unchecked = Vec::new();
-    for pool in &engine.pools {
-        let before = old.pool(&pool.name);
-        for t in &pool.targets {
-            match before.and_then(|b| b.targets.iter().find(|b| b.url == t.url)) {
-                Some(b) => t.set_healthy(b.is_healthy()),
-                None => {
-                    if let Some(hc) = &pool.health_check {
-                        unchecked.push((t, hc));
-                    }
-                }
+    // gets no request meanwhile; so are targets new to a checked pool.
+    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        rt.block_on(async {
+            if let Some(u) = upstream {
+                u.run_health_check().await;
             }
-        }
+            for (pool, i) in unchecked {
+                let Some(hc) = &pool.health_check else {
+                    continue;
+                };
+                let t = &pool.targets[i];
+                t.set_healthy(probe(&t.base, &hc.kind, probe_timeout(hc.interval)).await);
+            }
+        });
     }
-    // Targets new to a checked pool are probed once before they get clients.
-    if !unchecked.is_empty() {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            rt.block_on(async {
-                for (t, hc) in unchecked {
-                    let timeout = hc
-                        .interval
-                        .clamp(Duration::from_millis(100), Duration::from_secs(1));
-                    t.set_healthy(crate::pool::probe(&t.base, &hc.kind, timeout).await);
-                }
-            });
-        }
-    }
-    Ok(Prepared {
-        config: loaded.config,
-        engine,
-        routing,
-    })
+    Ok(snap)
 }
 
 /// Gives the calling thread the lowest CPU priority (nice 19), so compiling a
@@ -184,21 +153,18 @@ fn lower_priority() {
     }
 }
 
-/// Frees the previous rule set on a thread of its own once the last request
+/// Frees the previous snapshot on a thread of its own once the last request
 /// that uses it is done, so no request pays for freeing a million rules.
-fn retire(engine: Arc<Engine>, routing: Arc<Routing>) {
+fn retire(old: Arc<Snapshot>) {
     let spawned = std::thread::Builder::new()
         .name("pingora-redirect retire".into())
         .spawn(move || {
             lower_priority();
             let end = std::time::Instant::now() + Duration::from_secs(60);
-            while (Arc::strong_count(&engine) > 1 || Arc::strong_count(&routing) > 1)
-                && std::time::Instant::now() < end
-            {
+            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < end {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            drop(engine);
-            drop(routing);
+            drop(old);
         });
     if let Err(e) = spawned {
         log::warn!("cannot start a thread to free the previous rules: {e}");
@@ -209,7 +175,7 @@ impl Reloader {
     /// Reloads now; returns whether the new configuration is in force.
     pub async fn reload(&self, why: &str) -> bool {
         let path = self.path.clone();
-        let old = self.engine.load_full();
+        let old = self.shared.load_full();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("pingora-redirect reload".into())
@@ -236,12 +202,9 @@ impl Reloader {
                         restart.join(", ")
                     );
                 }
-                let counts = p.engine.rules.counts();
-                let n = p.engine.rules.len();
-                let old_engine = self.engine.swap(Arc::new(p.engine));
-                let old_routing = self.routing.swap(Arc::new(p.routing));
-                retire(old_engine, old_routing);
-                *self.config.lock().unwrap_or_else(|e| e.into_inner()) = p.config;
+                let counts = p.rules.counts();
+                let n = p.rules.len();
+                retire(self.shared.swap(Arc::new(p)));
                 metrics::set_rule_counts(counts);
                 metrics::record_reload(true, now);
                 log::info!("reload ({why}): {} loaded, {n} rules", self.path.display());
@@ -273,14 +236,9 @@ impl BackgroundService for Reloader {
                 None
             }
         };
-        let snapshot =
-            |files: &[PathBuf]| -> Vec<Stamp> { files.iter().map(|f| stamp(f)).collect() };
-        let (mut files, mut seen) = {
-            let cfg = self.config.lock().unwrap_or_else(|e| e.into_inner());
-            let files = watched_files(&cfg);
-            let seen = snapshot(&files);
-            (files, seen)
-        };
+        let stamps = |files: &[PathBuf]| -> Vec<Stamp> { files.iter().map(|f| stamp(f)).collect() };
+        let mut files = watched_files(&self.shared.load().config);
+        let mut seen = stamps(&files);
         // A change is acted on once the files have stopped changing for one tick.
         let mut pending: Option<Vec<Stamp>> = None;
         let mut tick = tokio::time::interval(WATCH_EVERY);
@@ -298,13 +256,13 @@ impl BackgroundService for Reloader {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = hup_recv => {
-                    before = Some(snapshot(&files));
+                    before = Some(stamps(&files));
                     self.reload("SIGHUP").await;
                 }
                 _ = tick.tick() => {
-                    let watch = self.config.lock().unwrap_or_else(|e| e.into_inner()).server.watch;
+                    let watch = self.shared.load().config.server.watch;
                     if watch {
-                        let now = snapshot(&files);
+                        let now = stamps(&files);
                         match &pending {
                             Some(p) if *p == now => {
                                 pending = None;
@@ -320,8 +278,7 @@ impl BackgroundService for Reloader {
             if let Some(before) = before {
                 // Watch what the configuration in force names; a file watched
                 // before keeps the state it had when the reload read it.
-                let new_files =
-                    watched_files(&self.config.lock().unwrap_or_else(|e| e.into_inner()));
+                let new_files = watched_files(&self.shared.load().config);
                 seen = new_files
                     .iter()
                     .map(|f| match files.iter().position(|o| o == f) {

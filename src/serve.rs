@@ -11,11 +11,10 @@
 use crate::admin::AdminApp;
 use crate::config::Config;
 use crate::guard::{Guarded, Limits};
-use crate::plugin::{Engine, RedirectPlugin};
-use crate::pool::PoolHealth;
-use crate::proxy::{FrontProxy, Routing, UpstreamHealth};
+use crate::health::{PoolHealth, UpstreamHealth};
+use crate::proxy::FrontProxy;
 use crate::reload::Reloader;
-use crate::rules::RuleSet;
+use crate::snapshot::{Shared, Snapshot};
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -23,7 +22,7 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// How `serve` was asked to start.
 pub struct ServeOptions {
@@ -48,9 +47,10 @@ pub fn server_conf(cfg: &Config, daemon: bool) -> ServerConf {
 }
 
 /// Refreshes the health gauges from the live state (called at each scrape).
-fn refresh_gauges(engine: &ArcSwap<Engine>, routing: &ArcSwap<Routing>) {
+fn refresh_gauges(shared: &Shared) {
     let m = crate::metrics::metrics();
-    let r = routing.load();
+    let snap = shared.load();
+    let r = &snap.routing;
     if let Some(u) = &r.upstream {
         let health = u.health();
         for name in &r.upstream_names {
@@ -63,7 +63,7 @@ fn refresh_gauges(engine: &ArcSwap<Engine>, routing: &ArcSwap<Routing>) {
                 .set(i64::from(up));
         }
     }
-    for pool in &engine.load().pools {
+    for pool in &snap.pools {
         for t in &pool.targets {
             m.pool_target_up
                 .with_label_values(&[&pool.name, &t.url])
@@ -72,36 +72,36 @@ fn refresh_gauges(engine: &ArcSwap<Engine>, routing: &ArcSwap<Routing>) {
     }
 }
 
-/// Runs the front proxy; returns only on a startup error.
-pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String> {
+/// Runs the front proxy on `snap` (built from the configuration at its
+/// `config.path`); returns only on a startup error.
+pub fn run(snap: Snapshot, opts: ServeOptions) -> Result<(), String> {
     let opt = Opt {
         upgrade: opts.upgrade,
         daemon: opts.daemon,
         ..Opt::default()
     };
-    let routing = Arc::new(ArcSwap::from_pointee(Routing::new(&cfg)?));
+    let cfg = snap.config.clone();
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, opts.daemon));
     server.bootstrap();
 
     if std::env::var("PINGORA_REDIRECT_METRICS").is_ok_and(|v| v == "off") {
         crate::metrics::set_enabled(false);
     }
-    let count = rules.len();
-    crate::metrics::set_rule_counts(rules.counts());
+    let count = snap.rules.len();
+    crate::metrics::set_rule_counts(snap.rules.counts());
     crate::metrics::record_start(crate::unix_now());
-    let plugin = RedirectPlugin::from_engine(Engine::new(rules, &cfg));
-    let engine = plugin.engine().clone();
+    let shared: Shared = Arc::new(ArcSwap::from_pointee(snap));
 
     server.add_service(background_service(
         "upstream health checks",
         UpstreamHealth {
-            routing: routing.clone(),
+            shared: shared.clone(),
         },
     ));
     server.add_service(background_service(
         "pool health checks",
         PoolHealth {
-            engine: engine.clone(),
+            shared: shared.clone(),
         },
     ));
 
@@ -111,8 +111,7 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
     // HTTP/1 keep-alive connection.
     options.h2_idle_timeout = Some(cfg.server.idle_timeout);
     let front = FrontProxy {
-        plugin,
-        routing: routing.clone(),
+        shared: shared.clone(),
     };
     let mut app = pingora::proxy::http_proxy(&server.configuration, front);
     app.server_options = Some(options);
@@ -125,8 +124,8 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
 
     let ready = Arc::new(AtomicBool::new(false));
     let refresh = {
-        let (engine, routing) = (engine.clone(), routing.clone());
-        move || refresh_gauges(&engine, &routing)
+        let shared = shared.clone();
+        move || refresh_gauges(&shared)
     };
     let mut admin = Service::new(
         "pingora-redirect admin".to_string(),
@@ -138,8 +137,6 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
     admin.add_tcp(&cfg.server.admin.to_string());
     server.add_service(admin);
 
-    let listen = cfg.server.listen.clone();
-    let admin_addr = cfg.server.admin;
     if cfg.maintenance.as_ref().is_some_and(|m| m.enabled) {
         log::warn!("maintenance is on: requests no rule answers are not sent to [upstream]");
     }
@@ -148,13 +145,15 @@ pub fn run(cfg: Config, rules: RuleSet, opts: ServeOptions) -> Result<(), String
         Reloader {
             path: cfg.path.clone(),
             started: cfg.server.clone(),
-            engine,
-            routing,
-            config: Mutex::new(cfg),
+            shared,
         },
     ));
 
     ready.store(true, Ordering::Release);
-    log::info!("serving {count} rules on {listen:?}, admin on {admin_addr}");
+    log::info!(
+        "serving {count} rules on {:?}, admin on {}",
+        cfg.server.listen,
+        cfg.server.admin
+    );
     server.run_forever()
 }

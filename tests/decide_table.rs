@@ -19,8 +19,7 @@
 //!   `pool`: `pool` (its name) is required and `location` is the Location for
 //!   the pool's first target. For `bad_request`: `status`.
 
-use pingora_redirect::config::{self, Scheme};
-use pingora_redirect::rules::{self, Decision, RequestView};
+use pingora_redirect::{compile, read_sources, Decision, RequestView, Scheme, Sources};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -140,8 +139,16 @@ fn check_case(case: &Case, index: usize) -> Result<(), String> {
         }
         None => PathBuf::from("config.toml"),
     };
-    let (cfg, problems) = config::parse(&case.config, &cfg_path);
-    let errors: Vec<String> = problems
+    let sources = match &dir {
+        Some(_) => {
+            std::fs::write(&cfg_path, &case.config)
+                .map_err(|e| format!("cannot write the configuration: {e}"))?;
+            read_sources(&cfg_path).map_err(|e| e.to_string())?
+        }
+        None => Sources::from_text(&case.config, &cfg_path, |l| std::fs::read(&l.file)),
+    };
+    let errors: Vec<String> = sources
+        .problems
         .iter()
         .filter(|p| p.is_error())
         .map(|p| p.to_string())
@@ -149,7 +156,7 @@ fn check_case(case: &Case, index: usize) -> Result<(), String> {
     if !errors.is_empty() {
         return Err(format!("the configuration does not parse: {errors:#?}"));
     }
-    let (set, problems) = rules::compile(&cfg);
+    let (set, problems) = compile(&sources);
     let errors: Vec<String> = problems
         .iter()
         .filter(|p| p.is_error())
@@ -173,15 +180,8 @@ fn check_case(case: &Case, index: usize) -> Result<(), String> {
         }
     }
     let query = r.query.as_deref().map(raw_bytes).transpose()?;
-    let view = RequestView {
-        method: &method,
-        scheme,
-        host: r.host.as_deref(),
-        path: &path,
-        query: query.as_deref(),
-        client: None,
-        now: r.now.unwrap_or(DEFAULT_NOW),
-    };
+    let view = RequestView::new(&method, scheme, r.host.as_deref(), &path, query.as_deref())
+        .at(r.now.unwrap_or(DEFAULT_NOW));
     let decision = set.decide(&view);
 
     let e = &case.expect;

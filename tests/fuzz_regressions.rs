@@ -50,36 +50,24 @@ fn location_inputs_keep_their_invariants() {
 /// The findings themselves, with the answer each now gets.
 #[test]
 fn fixed_findings_get_their_exact_answers() {
-    use pingora_redirect::config;
-    use pingora_redirect::location::{parse_target, NoGroups};
+    use pingora_redirect::internals::{normalize_config_host, parse_target, NoGroups};
     // A host whose last label is a number is an IPv4 address to browsers.
     for host in ["wexaex.0x", "a.0xe", "a.b.10", "10.1"] {
-        let e = config::normalize_config_host(host).unwrap_err();
+        let e = normalize_config_host(host).unwrap_err();
         assert!(e.contains("ends in a number"), "{host}: {e}");
         assert!(parse_target(&format!("https://{host}/x"), false, &NoGroups).is_err());
     }
-    assert_eq!(config::normalize_config_host("a.0xg").unwrap(), "a.0xg");
-    assert_eq!(
-        config::normalize_config_host("192.0.2.1").unwrap(),
-        "192.0.2.1"
-    );
+    assert_eq!(normalize_config_host("a.0xg").unwrap(), "a.0xg");
+    assert_eq!(normalize_config_host("192.0.2.1").unwrap(), "192.0.2.1");
     // `${path}` right after a target's host never glues onto the host: a
     // request target that is not an absolute path is refused.
-    use pingora_redirect::config::Scheme;
-    use pingora_redirect::rules::{self, Decision, RequestView};
+    use pingora_redirect::{compile, Decision, RequestView, Scheme, Sources};
     let src = "[[redirect]]\nid = \"r\"\nregex = \"^(.*)$\"\nto = \"http://ae${path}\"\n";
-    let (cfg, problems) = config::parse(src, Path::new("t.toml"));
-    assert!(problems.is_empty(), "{problems:?}");
-    let (set, _) = rules::compile(&cfg);
-    let req = |path: &'static [u8]| RequestView {
-        method: "GET",
-        scheme: Scheme::Http,
-        host: Some("a.example"),
-        path,
-        query: None,
-        client: None,
-        now: 0,
-    };
+    let sources = Sources::from_text(src, Path::new("t.toml"), |_| Ok(Vec::new()));
+    assert!(sources.problems.is_empty(), "{:?}", sources.problems);
+    let (set, _) = compile(&sources);
+    let req =
+        |path: &'static [u8]| RequestView::new("GET", Scheme::Http, Some("a.example"), path, None);
     match set.decide(&req(b"*")) {
         Decision::BadRequest(b) => assert_eq!(
             (b.status, b.reason.as_str()),

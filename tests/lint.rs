@@ -6,8 +6,7 @@
 //! `[[redirect]]` line; problems about one key on that key's line; list rows on
 //! their CSV line.
 
-use pingora_redirect::problem::{Problem, Severity};
-use pingora_redirect::rules::{self, Loaded};
+use pingora_redirect::{Loaded, Problem, Severity};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -51,7 +50,7 @@ impl Fixture {
 
     fn load(&self, config: &str) -> Loaded {
         let path = self.write("redirects.toml", config);
-        rules::load(&path, NOW).unwrap_or_else(|p| panic!("load failed on I/O: {p}"))
+        pingora_redirect::load(&path, NOW).unwrap_or_else(|p| panic!("load failed on I/O: {p}"))
     }
 }
 
@@ -1003,7 +1002,7 @@ file = "missing.csv"
 #[test]
 fn io_for_a_missing_configuration_is_an_err() {
     let fx = Fixture::new();
-    let p = rules::load(&fx.dir.join("nope.toml"), NOW)
+    let p = pingora_redirect::load(&fx.dir.join("nope.toml"), NOW)
         .err()
         .expect("Err");
     assert_eq!(p.code, "io");

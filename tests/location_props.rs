@@ -9,8 +9,7 @@
 //!   the target's host for absolute ones, and for `${host}` the normalised
 //!   request host, which must fall under the rule's host pattern.
 
-use pingora_redirect::config::{self, Scheme};
-use pingora_redirect::rules::{self, Decision, RequestView, RuleSet};
+use pingora_redirect::{compile, Decision, RequestView, RuleSet, Scheme, Sources};
 use proptest::prelude::*;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -110,9 +109,11 @@ fn sets() -> &'static [(&'static Shape, RuleSet)] {
         SHAPES
             .iter()
             .map(|s| {
-                let (cfg, p) = config::parse(s.config, Path::new("props.toml"));
+                let sources =
+                    Sources::from_text(s.config, Path::new("props.toml"), |_| Ok(Vec::new()));
+                let p = &sources.problems;
                 assert!(p.iter().all(|p| !p.is_error()), "{}: {p:?}", s.name);
-                let (set, p) = rules::compile(&cfg);
+                let (set, p) = compile(&sources);
                 assert!(p.iter().all(|p| !p.is_error()), "{}: {p:?}", s.name);
                 (s, set)
             })
@@ -330,15 +331,7 @@ fn run_all(
     path: &[u8],
     query: Option<&[u8]>,
 ) -> Result<(), TestCaseError> {
-    let req = RequestView {
-        method,
-        scheme,
-        host,
-        path,
-        query,
-        client: None,
-        now: 1_800_000_000,
-    };
+    let req = RequestView::new(method, scheme, host, path, query).at(1_800_000_000);
     for (shape, set) in sets() {
         let what = format!(
             "shape {} with {method} host={host:?} path={:?} query={:?}",
@@ -419,15 +412,7 @@ proptest! {
         let mut path = vec![b'/'];
         path.resize(len, fill);
         for (shape, set) in sets() {
-            let req = RequestView {
-                method: "GET",
-                scheme: Scheme::Https,
-                host: Some("a.example.com"),
-                path: &path,
-                query: None,
-                client: None,
-                now: 0,
-            };
+            let req = RequestView::new("GET", Scheme::Https, Some("a.example.com"), &path, None);
             match set.decide(&req) {
                 Decision::BadRequest(b) if len > 8192 => prop_assert_eq!(b.status, 414, "{}", shape.name),
                 Decision::BadRequest(b) => prop_assert_eq!(b.status, 400, "{}", shape.name),
@@ -446,15 +431,13 @@ fn every_shape_redirects_a_plain_request() {
         } else {
             b"/docs/x"
         };
-        let req = RequestView {
-            method: "GET",
-            scheme: Scheme::Https,
-            host: Some("www.example.com"),
+        let req = RequestView::new(
+            "GET",
+            Scheme::Https,
+            Some("www.example.com"),
             path,
-            query: Some(b"q=1"),
-            client: None,
-            now: 0,
-        };
+            Some(b"q=1"),
+        );
         match set.decide(&req) {
             Decision::Redirect(r) => {
                 check_location(&r.location, shape.expect, req.host, shape.name).unwrap()

@@ -4,8 +4,7 @@
 
 #![allow(dead_code)]
 
-use pingora_redirect::config::Scheme;
-use pingora_redirect::rules::{self, Loaded, RequestView};
+use pingora_redirect::{Loaded, RequestView, Scheme};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -63,7 +62,7 @@ pub fn write_regex_config(n: usize) -> PathBuf {
 }
 
 pub fn load(conf: &std::path::Path) -> Loaded {
-    let l = rules::load(conf, 0).expect("load");
+    let l = pingora_redirect::load(conf, 0).expect("load");
     assert!(
         l.rules.is_some(),
         "bench config does not load: {:?}",
@@ -120,15 +119,13 @@ pub fn regex_requests(n: usize, count: usize) -> Vec<(String, String, Option<Str
 }
 
 pub fn view<'a>(r: &'a (String, String, Option<String>)) -> RequestView<'a> {
-    RequestView {
-        method: "GET",
-        scheme: Scheme::Https,
-        host: Some(&r.0),
-        path: r.1.as_bytes(),
-        query: r.2.as_deref().map(str::as_bytes),
-        client: None,
-        now: 0,
-    }
+    RequestView::new(
+        "GET",
+        Scheme::Https,
+        Some(&r.0),
+        r.1.as_bytes(),
+        r.2.as_deref().map(str::as_bytes),
+    )
 }
 
 /// Resident set size of this process, in bytes.

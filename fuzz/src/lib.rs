@@ -7,11 +7,11 @@
 //! `tests/fuzz_regressions.rs`, which includes this file by path: it uses no
 //! crate but `pingora_redirect` and `url`.
 
-use pingora_redirect::config::{self, Scheme};
-use pingora_redirect::location::{self, Vars};
-use pingora_redirect::matcher::path::remove_dot_segments;
-use pingora_redirect::problem::Problem;
-use pingora_redirect::rules::{self, Decision, RequestView, RuleSet};
+use pingora_redirect::internals::remove_dot_segments;
+use pingora_redirect::internals::{self as location, Vars};
+use pingora_redirect::Problem;
+use pingora_redirect::{compile, Decision, RequestView, RuleSet};
+use pingora_redirect::{Scheme, Sources};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -181,7 +181,7 @@ fn request_url(scheme: Scheme, host: Option<&str>) -> String {
 
 /// The normalised request host, as `${host}` would expand it.
 fn normal_host(host: Option<&str>) -> Option<String> {
-    match host.map(pingora_redirect::matcher::host::normalize_host) {
+    match host.map(pingora_redirect::internals::normalize_host) {
         Some(Ok(Some(h))) => Some(h.into_owned()),
         _ => None,
     }
@@ -262,13 +262,16 @@ pub fn config_case(data: &[u8]) {
         }
         problems
             .iter()
-            .any(|p| p.severity == pingora_redirect::problem::Severity::Error)
+            .any(|p| p.severity == pingora_redirect::Severity::Error)
     };
-    let (cfg, problems) = config::parse(src, Path::new("fuzz.toml"));
-    if failed(&problems) {
+    // Lists are not read: a `[[list]]` is an `io` problem, as a missing file.
+    let sources = Sources::from_text(src, Path::new("fuzz.toml"), |_| {
+        Err(std::io::ErrorKind::NotFound.into())
+    });
+    if failed(&sources.problems) {
         return;
     }
-    let (set, problems) = rules::compile(&cfg);
+    let (set, problems) = compile(&sources);
     if failed(&problems) {
         return;
     }
@@ -276,15 +279,7 @@ pub fn config_case(data: &[u8]) {
     let uses_host_var = src.contains("${host}");
     for (method, host, path, query) in PROBES {
         for scheme in [Scheme::Http, Scheme::Https] {
-            let req = RequestView {
-                method,
-                scheme,
-                host,
-                path,
-                query,
-                client: None,
-                now: 1_800_000_000,
-            };
+            let req = RequestView::new(method, scheme, host, path, query).at(1_800_000_000);
             let request_host = normal_host(host);
             // With `${host}`, the Location's host is the file's template
             // with the request host in it (`${host}.mirror.example`).
@@ -324,7 +319,7 @@ fn idna_to_unicode(host: &str) -> (String, bool) {
 pub fn list_case(data: &[u8]) {
     let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
     let mut rows = 0usize;
-    let result = config::list::parse(data, "fuzz.csv", |row| {
+    let result = location::list::parse(data, "fuzz.csv", |row| {
         rows += 1;
         let line = row.line as usize;
         assert!(
@@ -468,13 +463,14 @@ const DECIDE_HOSTS: [&str; 4] = [
 fn decide_set() -> &'static RuleSet {
     static SET: OnceLock<RuleSet> = OnceLock::new();
     SET.get_or_init(|| {
-        let (cfg, problems) = config::parse(DECIDE_RULES, Path::new("decide.toml"));
-        assert!(problems.is_empty(), "{problems:?}");
-        let (set, problems) = rules::compile(&cfg);
+        let sources =
+            Sources::from_text(DECIDE_RULES, Path::new("decide.toml"), |_| Ok(Vec::new()));
+        assert!(sources.problems.is_empty(), "{:?}", sources.problems);
+        let (set, problems) = compile(&sources);
         assert!(
             problems
                 .iter()
-                .all(|p| p.severity != pingora_redirect::problem::Severity::Error),
+                .all(|p| p.severity != pingora_redirect::Severity::Error),
             "{problems:?}"
         );
         set
@@ -491,19 +487,13 @@ pub fn decide_case(data: &[u8]) {
     let host = input.field().map(String::from_utf8_lossy);
     let query = input.field();
     let path = input.rest();
-    let req = RequestView {
-        method: METHODS[(flags & 7) as usize % METHODS.len()],
-        scheme: if flags & 8 == 0 {
-            Scheme::Http
-        } else {
-            Scheme::Https
-        },
-        host: host.as_deref(),
-        path,
-        query,
-        client: None,
-        now: 1_800_000_000,
+    let scheme = if flags & 8 == 0 {
+        Scheme::Http
+    } else {
+        Scheme::Https
     };
+    let method = METHODS[(flags & 7) as usize % METHODS.len()];
+    let req = RequestView::new(method, scheme, host.as_deref(), path, query).at(1_800_000_000);
     let set = decide_set();
     if path.first() != Some(&b'/')
         && path.len() <= 8192

@@ -1,14 +1,21 @@
-//! Bulk lists in the Cloudflare Bulk Redirects CSV format (SPEC §5).
+//! Bulk lists in the Cloudflare Bulk Redirects CSV format
+//! (docs/configuration.md, "Bulk lists").
 //!
 //! No header row; columns `source_url,target_url[,status_code,
 //! preserve_query_string,include_subdomains,subpath_matching,
-//! preserve_path_suffix]`. Rows are handed one at a time to a callback that
-//! borrows from the reader's buffer, so a million-row list is compiled without
-//! first being copied into a million small strings.
+//! preserve_path_suffix]`. [`parse`] reads a list held in memory (the
+//! loader read the file) and hands rows one at a time to a callback that
+//! borrows from the CSV reader's buffer, so a million-row list is compiled
+//! without first being copied into a million small strings.
+//!
+//! The source URL is split by hand ([`parse_source`]): it is written by
+//! people, without a scheme as often as with one, and may hold Unicode or
+//! spaces that `http::Uri` refuses; the host is then checked by the same
+//! normalisation as a rule's `host`.
 
-use super::{normalize_config_host, HostPattern, Scheme};
+use crate::matcher::host::{normalize_config_host, HostPattern};
 use crate::problem::Problem;
-use std::path::Path;
+use crate::request::Scheme;
 
 /// One row of a list, borrowed from the reader.
 #[derive(Debug)]
@@ -128,31 +135,9 @@ fn row<'a>(rec: &'a csv::StringRecord, line: u32) -> Result<ListRow<'a>, String>
     })
 }
 
-/// Reads the list at `path`, calling `f` for every good row.
-///
-/// Returns the number of rows, or every problem (`io`, `bad_list_row`) with
-/// the CSV file and line.
-pub fn read(path: &Path, list_id: &str, f: impl FnMut(ListRow<'_>)) -> Result<usize, Vec<Problem>> {
-    read_with_hint(path, list_id, |_| {}, f)
-}
-
-/// Like [`read`], first telling `hint` how many lines the file has (an upper
-/// bound of its rows), so the caller can size its tables once.
-pub fn read_with_hint(
-    path: &Path,
-    list_id: &str,
-    hint: impl FnOnce(usize),
-    f: impl FnMut(ListRow<'_>),
-) -> Result<usize, Vec<Problem>> {
-    let file_name = path.display().to_string();
-    let data = std::fs::read(path).map_err(|e| {
-        vec![
-            Problem::error("io", format!("cannot read list \"{list_id}\": {e}"))
-                .in_file(&file_name),
-        ]
-    })?;
-    hint(data.iter().filter(|b| **b == b'\n').count() + 1);
-    parse(&data, &file_name, f)
+/// How many rows `data` can hold at most (its lines), to size tables once.
+pub fn row_bound(data: &[u8]) -> usize {
+    data.iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// Parses a list held in memory; `file_name` is the name problems carry.
@@ -252,8 +237,6 @@ mod tests {
 
     #[test]
     fn rows_keep_their_line_numbers_across_blank_lines_and_crlf() {
-        let dir = std::env::temp_dir().join(format!("pr-list-lines-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         for (name, text) in [
             (
                 "lf.csv",
@@ -264,13 +247,10 @@ mod tests {
                 "a.example/1,/x\r\n\r\na.example/2,/y\r\na.example/3,/z\r\n",
             ),
         ] {
-            let path = dir.join(name);
-            std::fs::write(&path, text).unwrap();
             let mut lines = Vec::new();
-            read(&path, "l", |r| lines.push(r.line)).unwrap();
+            parse(text.as_bytes(), name, |r| lines.push(r.line)).unwrap();
             assert_eq!(lines, vec![1, 3, 4], "{name}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

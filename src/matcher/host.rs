@@ -1,6 +1,12 @@
-//! Host normalisation (SPEC §4, §6): lower case, no port, no trailing dot, and
-//! a strict syntax check so that nothing but a DNS name, an IPv4 address or a
-//! bracketed IPv6 address (with at most one numeric port) is ever used.
+//! Hosts: the `Host` of a request and the `host` of a rule.
+//!
+//! A request's `Host` (or `:authority`) is normalised for lookup: lower case,
+//! no port, no trailing dot, and a strict syntax check so that nothing but a
+//! DNS name, an IPv4 address or a bracketed IPv6 address (with at most one
+//! numeric port) is ever used ([`normalize_host`]). A rule's `host` is a
+//! [`HostPattern`]: an exact name, `*.example.com` or `.example.com`, written
+//! in Unicode or ASCII and compared in its IDNA (punycode) form
+//! ([`parse_host_pattern`], [`normalize_config_host`], with the `idna` crate).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -99,6 +105,96 @@ pub fn normalize_host(raw: &str) -> Result<Option<Cow<'_, str>>, HostError> {
     }))
 }
 
+/// A rule's `host`, normalised: lower case, IDNA (punycode), no trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// No `host`: any host.
+    Any,
+    /// `example.com`: exactly that host.
+    Exact(String),
+    /// `*.example.com`: any subdomain, not the apex (holds `example.com`).
+    Subdomains(String),
+    /// `.example.com`: the apex and every subdomain (holds `example.com`).
+    ApexAndSubdomains(String),
+}
+
+impl HostPattern {
+    /// Does `host` (already normalised) fall under this pattern?
+    pub fn matches(&self, host: Option<&str>) -> bool {
+        match (self, host) {
+            (HostPattern::Any, _) => true,
+            (_, None) => false,
+            (HostPattern::Exact(h), Some(x)) => h == x,
+            (HostPattern::Subdomains(s), Some(x)) => is_subdomain(x, s),
+            (HostPattern::ApexAndSubdomains(s), Some(x)) => x == s || is_subdomain(x, s),
+        }
+    }
+}
+
+fn is_subdomain(host: &str, suffix: &str) -> bool {
+    host.len() > suffix.len() + 1
+        && host.ends_with(suffix)
+        && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+}
+
+/// Normalises a host name: lower case, IDNA (punycode), no trailing dot.
+pub fn normalize_config_host(h: &str) -> Result<String, String> {
+    let h = h.strip_suffix('.').unwrap_or(h);
+    if h.is_empty() {
+        return Err("the host is empty".into());
+    }
+    if h.starts_with('[') || h.parse::<std::net::Ipv4Addr>().is_ok() {
+        return normalize_host(h).map_err(|e| e.to_string()).and_then(|o| {
+            o.map(|c| c.into_owned())
+                .ok_or_else(|| "the host is empty".to_string())
+        });
+    }
+    if h.contains(':') {
+        return Err("a rule's host takes no port".into());
+    }
+    let plain = h.bytes().all(|b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
+    }) && !h.contains("xn--");
+    let ascii = if plain {
+        h.to_string()
+    } else {
+        idna::domain_to_ascii(h).map_err(|_| "not a valid host name (IDNA)".to_string())?
+    };
+    if ascii.is_empty()
+        || ascii.split('.').any(|l| l.is_empty() || l.len() > 63)
+        || !ascii
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    {
+        return Err("not a valid host name; write e.g. \"example.com\", \"*.example.com\" or \".example.com\"".into());
+    }
+    // A URL parser (WHATWG) reads a host whose last label is a number as an
+    // IPv4 address: `a.0x1` or `10.1` would not reach the name written.
+    let last = ascii.rsplit('.').next().unwrap_or("");
+    let hex = last
+        .strip_prefix("0x")
+        .is_some_and(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+    if hex || last.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "\"{ascii}\" ends in a number, so browsers read it as an IPv4 address; write an IPv4 address as four decimal numbers (e.g. \"192.0.2.1\")"
+        ));
+    }
+    Ok(ascii)
+}
+
+/// Parses a rule's `host`: `example.com`, `*.example.com` or `.example.com`.
+pub fn parse_host_pattern(h: &str) -> Result<HostPattern, String> {
+    if let Some(rest) = h.strip_prefix("*.") {
+        Ok(HostPattern::Subdomains(normalize_config_host(rest)?))
+    } else if let Some(rest) = h.strip_prefix('.') {
+        Ok(HostPattern::ApexAndSubdomains(normalize_config_host(rest)?))
+    } else if h.contains('*') {
+        Err("a wildcard is written `*.example.com` (any subdomain) or `.example.com` (apex and subdomains)".into())
+    } else {
+        Ok(HostPattern::Exact(normalize_config_host(h)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +236,35 @@ mod tests {
         ] {
             assert!(n(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn hosts_normalise_to_punycode_and_lower_case() {
+        assert_eq!(
+            parse_host_pattern("Bücher.Example."),
+            Ok(HostPattern::Exact("xn--bcher-kva.example".into()))
+        );
+        assert_eq!(
+            parse_host_pattern("*.Example.com"),
+            Ok(HostPattern::Subdomains("example.com".into()))
+        );
+        assert_eq!(
+            parse_host_pattern(".example.com"),
+            Ok(HostPattern::ApexAndSubdomains("example.com".into()))
+        );
+        assert!(parse_host_pattern("a*.example.com").is_err());
+        assert!(parse_host_pattern("example.com:80").is_err());
+    }
+
+    #[test]
+    fn host_pattern_matching() {
+        let sub = HostPattern::Subdomains("example.com".into());
+        let all = HostPattern::ApexAndSubdomains("example.com".into());
+        assert!(sub.matches(Some("a.example.com")));
+        assert!(!sub.matches(Some("example.com")));
+        assert!(!sub.matches(Some("aexample.com")));
+        assert!(all.matches(Some("example.com")));
+        assert!(all.matches(Some("b.a.example.com")));
+        assert!(!all.matches(None));
     }
 }

@@ -1,9 +1,15 @@
-//! Path normalisation (SPEC §4): dot segments, raw and percent-encoded, are
-//! resolved as RFC 3986 §5.2.4 says (climbing above the root is an error), and
-//! a comparison *key* is derived in which percent-encoded unreserved
-//! characters are decoded and every other escape has upper-case hex digits
-//! (RFC 3986 §6.2.2). The resolved path keeps the request's bytes exactly: it is
-//! what a Location copies. The key is only ever compared, never sent.
+//! Path normalisation (docs/configuration.md, "Path"): dot segments, raw
+//! and percent-encoded, are resolved as RFC 3986 §5.2.4 says (climbing above
+//! the root is an error), and a comparison *key* is derived in which
+//! percent-encoded unreserved characters are decoded and every other escape
+//! has upper-case hex digits (RFC 3986 §6.2.2). The resolved path keeps the
+//! request's bytes exactly: it is what a Location copies. The key is only
+//! ever compared, never sent.
+//!
+//! Escapes are written with `percent-encoding` (the one table, shared with
+//! the Location builder); the key's selective decoding is done here, since
+//! it decodes unreserved characters only and must map key offsets back to
+//! path offsets ([`key_offset_to_path`]), which a general decoder does not.
 
 use std::borrow::Cow;
 
@@ -20,14 +26,19 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Bytes that never appear raw in a key (they are percent-encoded).
-fn needs_escape(b: u8) -> bool {
+/// Appends `%XX` (upper-case hex) for `b`.
+pub(crate) fn push_escaped(out: &mut String, b: u8) {
+    out.push_str(percent_encoding::percent_encode_byte(b));
+}
+
+/// Bytes that never appear raw in a key, nor in request bytes copied into a
+/// Location (they are percent-encoded): control bytes, space, DEL, bytes ≥
+/// 0x80, `\`, `#` and the characters RFC 3986 leaves out of URLs.
+pub(crate) fn needs_escape(b: u8) -> bool {
     b <= b' '
         || b >= 0x7f
         || matches!(
@@ -130,18 +141,14 @@ pub fn key(path: &[u8]) -> Cow<'_, str> {
                 if is_unreserved(d) {
                     out.push(d as char);
                 } else {
-                    out.push('%');
-                    out.push(HEX[h as usize] as char);
-                    out.push(HEX[l as usize] as char);
+                    push_escaped(&mut out, d);
                 }
                 i += 3;
                 continue;
             }
             out.push_str("%25");
         } else if needs_escape(b) {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
+            push_escaped(&mut out, b);
         } else {
             out.push(b as char);
         }

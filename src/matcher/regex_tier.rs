@@ -200,14 +200,6 @@ impl RegexTier {
     pub fn regex(&self, local: u32) -> &Regex {
         &self.regexes[local as usize]
     }
-
-    pub fn len(&self) -> usize {
-        self.rules.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
 }
 
 #[cfg(test)]

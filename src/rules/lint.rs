@@ -1,4 +1,6 @@
-//! Lint of a compiled rule set (SPEC §9): loops and chains, expiry.
+//! Lint of a compiled rule set (docs/configuration.md, "Lint"): loops and
+//! chains, expiry. It reads the set through [`RuleSet::rules`] and
+//! [`RuleSet::follow`] only.
 //!
 //! Every non-pool rule's target is fed back through the same lookup that
 //! serves requests (a GET, its relative target keeping the source's scheme and
@@ -9,11 +11,12 @@
 //! not followed. `duplicate_rule` and `shadowed` are found while compiling,
 //! where the rule chains are built.
 
-use super::{RuleSet, Span, ABSOLUTE, APEX_OK, NONE, POOL, PRESERVE_METHOD, TEMPLATE, TIMED};
+use super::RuleSet;
 use crate::config::{methods, Scheme};
-use crate::location::Piece;
 use crate::problem::Problem;
-use std::borrow::Cow;
+
+/// Marks a node with no edge out.
+const NONE: u32 = u32::MAX;
 
 const MAX_REPORTS: usize = 1000;
 
@@ -31,31 +34,27 @@ fn at(set: &RuleSet, i: u32, p: Problem) -> Problem {
 }
 
 fn expiry(set: &RuleSet, now: i64, out: &mut Vec<Problem>) {
-    for (i, r) in set.rules.iter().enumerate() {
-        if r.flags & TIMED == 0 {
+    for r in set.rules() {
+        let Some(until) = r.active_until() else {
             continue;
-        }
-        let e = &set.extras[r.extra as usize];
-        if e.active_until == i64::MAX {
-            continue;
-        }
-        if e.active_until <= now {
+        };
+        if until <= now {
             out.push(at(
                 set,
-                i as u32,
+                r.index(),
                 Problem::warning(
                     "expired",
                     "`active_until` has passed: the rule no longer matches; remove it",
                 ),
             ));
         }
-        if matches!(r.status, 301 | 308) {
+        if matches!(r.status(), 301 | 308) {
             out.push(at(
                 set,
-                i as u32,
+                r.index(),
                 Problem::warning(
                     "permanent_with_expiry",
-                    format!("status {} is permanent (browsers cache it) but the rule ends at `active_until`; use 302 or 307", r.status),
+                    format!("status {} is permanent (browsers cache it) but the rule ends at `active_until`; use 302 or 307", r.status()),
                 ),
             ));
         }
@@ -71,89 +70,20 @@ fn describe(set: &RuleSet, i: u32) -> String {
     }
 }
 
-/// The host a relative target of tier `tier` resolves against, if one.
-fn tier_hosts(set: &RuleSet) -> Vec<(Option<&str>, bool)> {
-    let mut v = vec![(None, false); set.tiers.len()];
-    for (h, &t) in &set.exact_hosts {
-        v[t as usize] = (Some(&**h), false);
-    }
-    for (h, &t) in &set.wild_hosts {
-        v[t as usize] = (Some(&**h), true);
-    }
-    v
-}
-
-/// The URL a rule sends its own source to: (scheme, host, path).
-fn target_of<'s>(
-    set: &'s RuleSet,
-    i: usize,
-    hosts: &[(Option<&'s str>, bool)],
-) -> Option<(Option<Scheme>, Option<String>, Vec<u8>)> {
-    let r = &set.rules[i];
-    if r.flags & POOL != 0 {
-        return None;
-    }
-    let (host, wildcard) = hosts[r.tier as usize];
-    // For `*.x` the source host is unknown; for `.x` it may be the apex.
-    // `*.x` stands for any subdomain: a label no configuration names
-    // represents them.
-    let src_host: Option<Cow<'_, str>> = match (host, wildcard) {
-        (Some(h), false) => Some(Cow::Borrowed(h)),
-        (Some(h), true) if r.flags & APEX_OK != 0 => Some(Cow::Borrowed(h)),
-        (Some(h), true) => Some(Cow::Owned(format!("_.{h}"))),
-        _ => None,
-    };
-    let text: String = if r.flags & TEMPLATE != 0 {
-        let t = set.extras[r.extra as usize].template.as_ref()?;
-        let mut s = String::new();
-        for p in &t.path {
-            match p {
-                Piece::Lit(l) => s.push_str(l),
-                Piece::Host => s.push_str(src_host.as_deref()?),
-                Piece::Path | Piece::Group(_) => return None,
-            }
-        }
-        s
-    } else {
-        set.span(Span { ..r.target }).to_string()
-    };
-    let cut = |s: &str| s[..s.find(['?', '#']).unwrap_or(s.len())].to_string();
-    if r.flags & ABSOLUTE != 0 {
-        let (scheme, rest) = if let Some(rest) = text.strip_prefix("https://") {
-            (Scheme::Https, rest)
-        } else {
-            (Scheme::Http, text.strip_prefix("http://")?)
-        };
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let path = cut(&rest[end..]);
-        let path = if path.is_empty() {
-            "/".to_string()
-        } else {
-            path
-        };
-        Some((
-            Some(scheme),
-            Some(rest[..end].to_string()),
-            path.into_bytes(),
-        ))
-    } else {
-        Some((None, src_host.map(Cow::into_owned), cut(&text).into_bytes()))
-    }
-}
-
 /// The method a client sends when it follows rule `i`: GET when the rule
 /// takes GET; otherwise the rule's first method, kept by 307/308 and by the
 /// method-preserving upgrade, turned into GET by 303 and by 301/302 without it.
-fn follow_method(set: &RuleSet, i: usize) -> &'static str {
-    let r = &set.rules[i];
+fn follow_method(set: &RuleSet, i: u32) -> &'static str {
+    let r = set.rule(i);
+    let wanted = r.conditions().methods;
     let get = methods::bit("GET").unwrap_or(1);
-    if r.methods == 0 || r.methods & get != 0 {
+    if wanted == 0 || wanted & get != 0 {
         return "GET";
     }
-    let first = methods::names(r.methods).first().copied().unwrap_or("GET");
-    match r.status {
+    let first = methods::names(wanted).first().copied().unwrap_or("GET");
+    match r.status() {
         303 => "GET",
-        301 | 302 if r.flags & PRESERVE_METHOD == 0 => "GET",
+        301 | 302 if !r.preserves_method() => "GET",
         _ => first,
     }
 }
@@ -174,19 +104,17 @@ fn node_scheme(n: u32) -> Scheme {
 }
 
 fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
-    let n = set.rules.len();
-    let hosts = tier_hosts(set);
+    let n = set.len();
     let mut next = vec![NONE; 2 * n];
     let mut valid = vec![false; 2 * n];
-    for i in 0..n {
-        let r = &set.rules[i];
-        let target = target_of(set, i, &hosts);
+    for r in set.rules() {
+        let i = r.index();
+        let target = r.fixed_target();
         for scheme in [Scheme::Http, Scheme::Https] {
-            let code = if scheme == Scheme::Https { 2 } else { 1 };
-            if r.scheme != 0 && r.scheme != code {
+            if r.conditions().scheme.is_some_and(|s| s != scheme) {
                 continue;
             }
-            let me = node(i as u32, scheme) as usize;
+            let me = node(i, scheme) as usize;
             valid[me] = true;
             if let Some((abs, host, path)) = &target {
                 let to_scheme = abs.unwrap_or(scheme);
