@@ -85,6 +85,15 @@ const USAGE: &str = "Usage:
   pingora-redirect check   -c FILE [--format text|json] [--strict]
   pingora-redirect explain -c FILE [--method M] [--header 'Name: value']... [--client ADDR] [--format text|json] URL";
 
+/// The snapshot of a configuration that loaded; exit 1 (with the reason)
+/// when a backend address cannot be used.
+fn snapshot(loaded: Loaded) -> Result<Snapshot, ExitCode> {
+    Snapshot::from_loaded(loaded).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })
+}
+
 /// Prints a usage error, then the usage, and exits 2.
 fn usage_error(msg: &str) -> ExitCode {
     eprintln!("error: {msg}\n\n{USAGE}");
@@ -152,12 +161,9 @@ fn serve(conf: &std::path::Path, upgrade: bool, daemon: bool) -> ExitCode {
         eprintln!("{}: does not load; not starting", conf.display());
         return ExitCode::from(1);
     }
-    let snap = match Snapshot::from_loaded(loaded) {
+    let snap = match snapshot(loaded) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match pingora_redirect::serve::run(snap, ServeOptions { upgrade, daemon }) {
         Ok(()) => ExitCode::SUCCESS,
@@ -262,12 +268,9 @@ fn explain(
         print_problems(&loaded.problems);
         return ExitCode::from(1);
     }
-    let snap = match Snapshot::from_loaded(loaded) {
+    let snap = match snapshot(loaded) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let question = Question {
         method: method.to_ascii_uppercase(),

@@ -42,6 +42,18 @@ pub enum Handled {
 }
 
 /// The redirect plugin: one call from `request_filter`.
+///
+/// ```
+/// use pingora_redirect::{load, unix_now, RedirectPlugin};
+/// # let dir = std::env::temp_dir().join(format!("plugin-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let conf = dir.join("redirects.toml");
+/// # std::fs::write(&conf, "[[redirect]]\nid = \"docs\"\nprefix = \"/docs\"\nto = \"https://new.example\"\n").unwrap();
+/// let loaded = load(&conf, unix_now()).expect("the file is readable");
+/// let plugin = RedirectPlugin::from_loaded(loaded).expect("the configuration loads");
+/// assert_eq!(plugin.shared().load().rules.len(), 1);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct RedirectPlugin {
     shared: Shared,

@@ -60,41 +60,29 @@ fn watched_files(cfg: &Config) -> Vec<PathBuf> {
 
 /// What changed in `[server]` that only a restart applies.
 fn needs_restart(old: &ServerConfig, new: &ServerConfig) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if old.listen != new.listen {
-        v.push("listen");
+    macro_rules! changed {
+        ($($field:ident),*) => {
+            [$((stringify!($field), old.$field != new.$field)),*]
+        };
     }
-    if old.threads != new.threads {
-        v.push("threads");
-    }
-    if old.admin != new.admin {
-        v.push("admin");
-    }
-    if old.h2c != new.h2c {
-        v.push("h2c");
-    }
-    if old.grace_period != new.grace_period {
-        v.push("grace_period");
-    }
-    if old.upgrade_sock != new.upgrade_sock {
-        v.push("upgrade_sock");
-    }
-    if old.pid_file != new.pid_file {
-        v.push("pid_file");
-    }
-    if old.header_timeout != new.header_timeout {
-        v.push("header_timeout");
-    }
-    if old.body_timeout != new.body_timeout {
-        v.push("body_timeout");
-    }
-    if old.idle_timeout != new.idle_timeout {
-        v.push("idle_timeout");
-    }
-    if old.max_connections != new.max_connections {
-        v.push("max_connections");
-    }
-    v
+    let fields = changed!(
+        listen,
+        threads,
+        admin,
+        h2c,
+        grace_period,
+        upgrade_sock,
+        pid_file,
+        header_timeout,
+        body_timeout,
+        idle_timeout,
+        max_connections
+    );
+    fields
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Loads, compiles and lints `path` and builds the snapshot requests will

@@ -1,10 +1,10 @@
 //! Adversarial suite against the real binary (`pingora-redirect serve`): the
 //! attack classes of open redirects, header injection, host spoofing and
-//! request smuggling (SPEC §4, §6), sent byte for byte over raw HTTP/1.1
+//! request smuggling (docs/security.md), sent byte for byte over raw HTTP/1.1
 //! sockets and over cleartext HTTP/2.
 //!
 //! Every response goes through one shared checker. For each 3xx it asserts
-//! the safety invariants of SPEC §6 on the raw `Location` bytes, resolves the
+//! the Location safety invariants (docs/security.md) on the raw `Location` bytes, resolves the
 //! Location against the request URL and asserts that the resulting host is
 //! one the configuration names, and checks the HTML body for escaping. Each
 //! case then asserts its exact outcome: the status and the full Location;
@@ -32,7 +32,8 @@ const CONFIG_HOSTS: [&str; 5] = [
 /// The `${host}` rule's pattern `*.shop.example`: one or more labels below it.
 const WILDCARD_SUFFIX: &str = ".shop.example";
 
-/// Asserts the SPEC §6 safety invariants on one raw `Location` value:
+/// Asserts the Location safety invariants (docs/security.md) on one raw
+/// `Location` value:
 /// - no byte below 0x21 (control bytes, space), no 0x7f, no `\`, no byte
 ///   ≥ 0x80;
 /// - a relative Location starts with exactly one `/` (not `//`, not `/\`);

@@ -1,52 +1,14 @@
-//! Integration tests of the `pingora-redirect` command line (SPEC §2 `check`
-//! and `explain`, §9 problem codes): exit codes, the JSON shapes and the text
-//! formats, run against the built binary.
+//! Integration tests of the `pingora-redirect` command line (`check` and
+//! `explain`, the problem codes of docs/configuration.md): exit codes, the
+//! JSON shapes and the text formats, run against the built binary.
 
 mod support;
 
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pingora-redirect");
-
-/// A directory of its own under the system temp dir, removed on drop (also
-/// when the test fails).
-struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "pingora-redirect-cli-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir { path }
-    }
-
-    /// Writes `name` (relative to the directory) and returns its path.
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let p = self.path.join(name);
-        std::fs::write(&p, contents).expect("write temp file");
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
+use support::{TempDir, BIN};
 
 struct Run {
     code: i32,

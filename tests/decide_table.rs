@@ -1,4 +1,5 @@
-//! Table-driven tests of `RuleSet::decide` (SPEC §4, §5, §6).
+//! Table-driven tests of `RuleSet::decide` (docs/configuration.md: matching,
+//! bulk lists, the Location).
 //!
 //! The cases live in `tests/cases/decide.toml`. Each `[[case]]` has:
 //!
@@ -19,10 +20,13 @@
 //!   `pool`: `pool` (its name) is required and `location` is the Location for
 //!   the pool's first target. For `bad_request`: `status`.
 
+mod support;
+
 use pingora_redirect::{compile, read_sources, Decision, RequestView, Scheme, Sources};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use support::TempDir;
 
 const DEFAULT_NOW: i64 = 1_800_000_000;
 
@@ -94,32 +98,6 @@ fn raw_bytes(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// A temporary directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pingora-redirect-decide-{}-{}-{}",
-            std::process::id(),
-            tag,
-            nanos
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn load_table() -> Table {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/decide.toml");
     let text = std::fs::read_to_string(&path).expect("read tests/cases/decide.toml");
@@ -132,10 +110,10 @@ fn check_case(case: &Case, index: usize) -> Result<(), String> {
     let cfg_path = match &dir {
         Some(d) => {
             for (name, text) in &case.files {
-                std::fs::write(d.0.join(name), text)
+                std::fs::write(d.path.join(name), text)
                     .map_err(|e| format!("cannot write fixture {name}: {e}"))?;
             }
-            d.0.join("config.toml")
+            d.path.join("config.toml")
         }
         None => PathBuf::from("config.toml"),
     };

@@ -1,4 +1,5 @@
-//! SPEC §9: every error and warning code, through `rules::load` on files
+//! docs/configuration.md ("Lint"): every error and warning code, through
+//! `pingora_redirect::load` on files
 //! written to a fresh temporary directory, with its exact code, file, line and
 //! rule id.
 //!
@@ -6,41 +7,31 @@
 //! `[[redirect]]` line; problems about one key on that key's line; list rows on
 //! their CSV line.
 
+mod support;
+
 use pingora_redirect::{Loaded, Problem, Severity};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use support::TempDir;
 
 /// A reference time after every fixed date below but before the far-future
 /// ones: 2027-01-15T08:00:00Z.
 const NOW: i64 = 1_800_000_000;
 
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
 /// A temporary directory holding one configuration and its lists; removed on drop.
 struct Fixture {
+    tmp: TempDir,
     dir: PathBuf,
 }
 
 impl Fixture {
     fn new() -> Fixture {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pingora-redirect-lint-{}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed),
-            nanos
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Fixture { dir }
+        let tmp = TempDir::new("lint");
+        let dir = tmp.path.clone();
+        Fixture { tmp, dir }
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.dir.join(name);
-        std::fs::write(&p, text).expect("write fixture");
-        p
+        self.tmp.write(name, text)
     }
 
     /// The name problems give a file of this fixture.
@@ -51,12 +42,6 @@ impl Fixture {
     fn load(&self, config: &str) -> Loaded {
         let path = self.write("redirects.toml", config);
         pingora_redirect::load(&path, NOW).unwrap_or_else(|p| panic!("load failed on I/O: {p}"))
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -1362,8 +1347,9 @@ active_from = 2026-12-01T00:00:00Z
 
 // ───────────────────────── a clean configuration ─────────────────────────
 
-/// The configuration example of SPEC §3, verbatim (with a real list file).
-const SPEC_EXAMPLE: &str = r#"[server]
+/// The full configuration example (every key of docs/configuration.md), with
+/// a real list file.
+const FULL_EXAMPLE: &str = r#"[server]
 listen  = ["127.0.0.1:8080"]
 admin   = "127.0.0.1:9091"
 threads = 2
@@ -1424,8 +1410,8 @@ metrics = "list"
 fn the_spec_example_loads_clean_without_the_hash_only_key() {
     let fx = Fixture::new();
     fx.write("legacy.csv", "old.example/a,https://new.example/b\n");
-    let cfg = SPEC_EXAMPLE.replace("hash_key  = \"client_ip\"\n", "");
-    assert_ne!(cfg, SPEC_EXAMPLE);
+    let cfg = FULL_EXAMPLE.replace("hash_key  = \"client_ip\"\n", "");
+    assert_ne!(cfg, FULL_EXAMPLE);
     let l = fx.load(&cfg);
     assert_clean(&l);
 }
@@ -1434,23 +1420,23 @@ fn the_spec_example_loads_clean_without_the_hash_only_key() {
 fn the_spec_example_loads_clean_with_hash_selection() {
     let fx = Fixture::new();
     fx.write("legacy.csv", "old.example/a,https://new.example/b\n");
-    let cfg = SPEC_EXAMPLE.replace(
+    let cfg = FULL_EXAMPLE.replace(
         "selection = \"round_robin\"\nhash_key",
         "selection = \"hash\"\nhash_key",
     );
-    assert_ne!(cfg, SPEC_EXAMPLE);
+    assert_ne!(cfg, FULL_EXAMPLE);
     let l = fx.load(&cfg);
     assert_clean(&l);
 }
 
-// ───────────────────────── set aside: the library differs from SPEC ─────────────────────────
+// ───────────────────────── set aside: where the library differs ─────────────────────────
 // Run with `cargo test --release --test lint -- --ignored`.
 
 #[test]
 fn spec_gap_the_spec_example_loads_verbatim() {
     let fx = Fixture::new();
     fx.write("legacy.csv", "old.example/a,https://new.example/b\n");
-    let l = fx.load(SPEC_EXAMPLE);
+    let l = fx.load(FULL_EXAMPLE);
     assert_clean(&l);
 }
 

@@ -1,4 +1,4 @@
-//! Property tests of the Location safety invariants (SPEC §6): for any raw
+//! Property tests of the Location safety invariants (docs/security.md): for any raw
 //! path bytes, query bytes and Host value, against a handful of rule shapes,
 //! `decide` never panics, a refusal is only 400 or 414, and every Location
 //!
@@ -247,7 +247,7 @@ fn method() -> impl Strategy<Value = &'static str> {
     ]
 }
 
-/// The request host as SPEC §4 normalises it (for hosts the library accepted).
+/// The request host as matching normalises it (for hosts the library accepted).
 fn normalised(raw: &str) -> String {
     let h = raw.to_ascii_lowercase();
     let h = if h.starts_with('[') {

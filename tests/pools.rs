@@ -1,8 +1,8 @@
 mod support;
 
-// Integration tests of backup-host pools (SPEC §3 `[pools.*]`, `[upstream]
-// failover_pool`, `[maintenance]`; §6 Pools, Status; §7 pool and outcome
-// metrics), run against the built binary (`pingora-redirect serve`) with real
+// Integration tests of backup-host pools (docs/configuration.md `[pools.*]`,
+// `[upstream] failover_pool`, `[maintenance]`; docs/operations.md pools and
+// failover; docs/metrics.md pool and outcome metrics), run against the built binary (`pingora-redirect serve`) with real
 // loopback `Backend`s as pool targets and upstream backends, stopped,
 // restarted and told to fail `/healthz` during the tests.
 
@@ -229,7 +229,7 @@ pool = "sub"
         counts[assert_pool_redirect(&r, 307, &targets, &path, "no-store", Some("30"))] += 1;
     }
     assert_eq!(counts, [250, 250, 500], "round robin shares");
-    // §7: every selection is counted per pool and target.
+    // Every selection is counted per pool and target.
     expect_metric(proxy.admin_port, &selections_series("p", &a), Some(250.0));
     expect_metric(proxy.admin_port, &selections_series("p", &b), Some(250.0));
     expect_metric(proxy.admin_port, &selections_series("p", &c), Some(500.0));
@@ -738,7 +738,7 @@ failover_pool = "p"
     }
     drop(conn);
     expect_metric(port, &outcome_series("failover"), Some(failovers as f64));
-    // §7: failover selections count too.
+    // Failover selections count too.
     expect_metric(port, &selections_series("p", &t), Some(failovers as f64));
     expect_metric(
         port,
@@ -854,7 +854,7 @@ status = 301
     assert_eq!(r.header("cache-control"), Some("max-age=86400"));
     assert_eq!(r.header("retry-after"), None);
 
-    // `OPTIONS *` is never redirected (§6): under maintenance it gets 503.
+    // `OPTIONS *` is never redirected: under maintenance it gets 503.
     let r = once(proxy.port, "OPTIONS", "*", &[], b"");
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.header("location"), None, "{r:?}");
@@ -863,7 +863,7 @@ status = 301
     expect_metric(port, &outcome_series("maintenance"), Some(12.0));
     expect_metric(port, &outcome_series("redirect"), Some(1.0));
     expect_metric(port, &outcome_series("proxy"), Some(0.0));
-    // §7: maintenance selections count too.
+    // Maintenance selections count too.
     let s1 = metric(port, &selections_series("p", &t1)).unwrap_or(0.0);
     let s2 = metric(port, &selections_series("p", &t2)).unwrap_or(0.0);
     assert_eq!(s1 + s2, 11.0, "selections {s1} + {s2}");

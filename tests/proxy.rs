@@ -1,5 +1,5 @@
-//! Integration tests of the front proxy (`pingora-redirect serve`, SPEC §2,
-//! §3 `[server]` and `[upstream]`, §6 the response and bad requests, §7 the
+//! Integration tests of the front proxy (`pingora-redirect serve`, docs/operations.md,
+//! `[server]` and `[upstream]`, the response and bad requests, the
 //! admin endpoint), run against the built binary over loopback sockets:
 //! byte-exact HTTP/1.1, cleartext HTTP/2, a real client following redirects,
 //! upstream load balancing with health checks, and start-up failures.
@@ -1163,7 +1163,7 @@ async fn admin_endpoints() {
     let (status, _) = fetch(&client, &proxy.url("/healthz")).await.expect("GET");
     assert_eq!(status, 404);
 
-    // SPEC §7 series after a clean start and a little traffic.
+    // The series of docs/metrics.md after a clean start and a little traffic.
     let m = |series: &str| support::metric(proxy.admin_port, series);
     let wait =
         |series: &str, want: f64| support::expect_metric(proxy.admin_port, series, Some(want));

@@ -1,7 +1,7 @@
 mod support;
 
-// Integration tests of configuration reload and graceful upgrade (SPEC §8,
-// the reload metrics of §7), run against the built binary
+// Integration tests of configuration reload and graceful upgrade
+// (docs/operations.md, the reload metrics of docs/metrics.md), run against the built binary
 // (`pingora-redirect serve`): SIGHUP with good and broken configurations,
 // `watch = true` with editors that rename a new file over the old one,
 // upstream / pool / maintenance swaps, a proxied request in flight across a
@@ -423,7 +423,7 @@ fn sighup_applies_a_new_rule_set() {
     let (port, admin) = (proxy.port, proxy.admin_port);
     let pid = proxy_pid(&proxy);
 
-    // §7: after a clean start.
+    // After a clean start.
     assert_eq!(metric(admin, SUCCESS), Some(0.0));
     assert_eq!(metric(admin, FAILURE), Some(0.0));
     assert_eq!(metric(admin, LAST_OK), Some(1.0));
@@ -855,7 +855,7 @@ fn sighup_swaps_upstream_and_maintenance() {
     assert_eq!(metric(admin, &outcome_series("maintenance")), Some(2.0));
 
     // A new upstream with a dead backend and health checks: it is checked
-    // before it serves, so no request meets the dead one (§8: no request
+    // before it serves, so no request meets the dead one (no request
     // fails because of a reload). The interval is long, so only the check
     // made at the reload can have taken it out.
     let dead = format!("\"127.0.0.1:{}\"", support::free_port());

@@ -1,7 +1,7 @@
 //! The fuzz cases of pingora-redirect and the invariants they assert.
 //!
 //! Each `*_case` takes the fuzzer's bytes, drives one entry point of the
-//! library and panics when a safety invariant of SPEC §6 (or a place
+//! library and panics when a Location safety invariant (or a place
 //! invariant of a reported problem) does not hold, so libFuzzer records the
 //! input. The same functions replay the kept regressions in
 //! `tests/fuzz_regressions.rs`, which includes this file by path: it uses no
@@ -15,7 +15,7 @@ use pingora_redirect::{Scheme, Sources};
 use std::path::Path;
 use std::sync::OnceLock;
 
-/// Checks one `Location` value against SPEC §6.
+/// Checks one `Location` value against the safety invariants.
 ///
 /// `request_url` is the URL the client asked for (relative Locations resolve
 /// against it); `allowed` says whether an absolute Location's host is one the

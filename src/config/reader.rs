@@ -154,6 +154,30 @@ impl<'s> Reader<'s> {
         }
     }
 
+    /// An integer in `range`, else a `bad_value` that says so.
+    pub(super) fn integer_in(
+        &mut self,
+        v: &Val<'_>,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<i64> {
+        let n = self.integer(v, key, None)?;
+        if range.contains(&n) {
+            Some(n)
+        } else {
+            self.bad(
+                v,
+                None,
+                format!(
+                    "`{key}` = {n} must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            None
+        }
+    }
+
     pub(super) fn strings(
         &mut self,
         v: &Val<'_>,

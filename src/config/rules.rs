@@ -31,13 +31,17 @@ const REDIRECT_KEYS: &[&str] = &[
 ];
 const LIST_KEYS: &[&str] = &["id", "file", "format", "metrics"];
 
+/// The `id` of a table, if it is a string (checked where it is read).
+fn table_id(t: &toml::de::DeTable<'_>) -> Option<String> {
+    t.get("id")
+        .and_then(|i| i.get_ref().as_str())
+        .map(str::to_string)
+}
+
 impl Reader<'_> {
     pub(super) fn list(&mut self, v: &Val<'_>) -> Option<ListSpec> {
         let t = self.table(v, "a `[[list]]`", None)?;
-        let id = t
-            .get("id")
-            .and_then(|i| i.get_ref().as_str())
-            .map(str::to_string);
+        let id = table_id(t);
         let rid = id.as_deref();
         let mut file = None;
         let mut metrics = ListMetrics::List;
@@ -124,10 +128,7 @@ impl Reader<'_> {
 
     pub(super) fn redirect(&mut self, v: &Val<'_>) -> Option<RedirectRule> {
         let t = self.table(v, "a `[[redirect]]`", None)?;
-        let id = t
-            .get("id")
-            .and_then(|i| i.get_ref().as_str())
-            .map(str::to_string);
+        let id = table_id(t);
         let rid = id.as_deref();
         let mut ok = true;
         let mut rule = RedirectRule {

@@ -127,16 +127,8 @@ impl Reader<'_> {
                     }
                 }
                 "threads" => {
-                    if let Some(n) = self.integer(v, "threads", None) {
-                        if (1..=1024).contains(&n) {
-                            s.threads = n as usize;
-                        } else {
-                            self.bad(
-                                v,
-                                None,
-                                format!("`threads` = {n} must be between 1 and 1024"),
-                            );
-                        }
+                    if let Some(n) = self.integer_in(v, "threads", 1..=1024) {
+                        s.threads = n as usize;
                     }
                 }
                 "h2c" => s.h2c = self.boolean(v, "h2c", None).unwrap_or(s.h2c),
@@ -162,16 +154,8 @@ impl Reader<'_> {
                     }
                 }
                 "max_connections" => {
-                    if let Some(n) = self.integer(v, "max_connections", None) {
-                        if (1..=1_000_000).contains(&n) {
-                            s.max_connections = n as usize;
-                        } else {
-                            self.bad(
-                                v,
-                                None,
-                                format!("`max_connections` = {n} must be between 1 and 1000000"),
-                            );
-                        }
+                    if let Some(n) = self.integer_in(v, "max_connections", 1..=1_000_000) {
+                        s.max_connections = n as usize;
                     }
                 }
                 "trusted_proxies" => {

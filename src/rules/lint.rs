@@ -28,6 +28,14 @@ pub fn lint(set: &RuleSet, now: i64) -> Vec<Problem> {
     out
 }
 
+/// What is said of the findings past the first [`MAX_REPORTS`].
+fn more(found: usize, what: &str) -> String {
+    format!(
+        "{} more {what} (only the first {MAX_REPORTS} are listed)",
+        found - MAX_REPORTS
+    )
+}
+
 fn at(set: &RuleSet, i: u32, p: Problem) -> Problem {
     let r = set.rule(i);
     p.at(r.file(), r.line(), r.column()).rule(Some(r.id()))
@@ -182,13 +190,7 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
         }
     }
     if loops > MAX_REPORTS {
-        out.push(Problem::error(
-            "loop",
-            format!(
-                "{} more loops (only the first {MAX_REPORTS} are listed)",
-                loops - MAX_REPORTS
-            ),
-        ));
+        out.push(Problem::error("loop", more(loops, "loops")));
     }
     // Chains: a rule whose target another rule redirects again.
     let mut chains = 0usize;
@@ -225,12 +227,6 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
         chains += 1;
     }
     if chains > MAX_REPORTS {
-        out.push(Problem::warning(
-            "chain",
-            format!(
-                "{} more chains (only the first {MAX_REPORTS} are listed)",
-                chains - MAX_REPORTS
-            ),
-        ));
+        out.push(Problem::warning("chain", more(chains, "chains")));
     }
 }
