@@ -28,20 +28,22 @@ fn bench(c: &mut Criterion) {
         });
         let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
     }
-    for n in [100usize, 10_000] {
-        let conf = common::write_regex_config(n);
-        let loaded = common::load(&conf);
-        let set = loaded.rules.as_ref().expect("loaded");
-        let reqs = common::regex_requests(n, 4096);
-        let mut i = 0;
-        g.bench_function(format!("regex_{n}"), |b| {
-            b.iter(|| {
-                i = (i + 1) & 4095;
-                let d = set.decide(&common::view(&reqs[i]));
-                black_box(matches!(d, Decision::Redirect(_)))
-            })
-        });
-        let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
+    for shape in common::Regexes::ALL {
+        for n in [100usize, 10_000] {
+            let conf = common::write_regexes(shape, n);
+            let loaded = common::load(&conf);
+            let set = loaded.rules.as_ref().expect("loaded");
+            let reqs = common::regex_shape_requests(shape, n, 4096);
+            let mut i = 0;
+            g.bench_function(format!("{shape:?}_{n}"), |b| {
+                b.iter(|| {
+                    i = (i + 1) & 4095;
+                    let d = set.decide(&common::view(&reqs[i]));
+                    black_box(matches!(d, Decision::Redirect(_)))
+                })
+            });
+            let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
+        }
     }
     g.finish();
 }

@@ -7,8 +7,8 @@
 //!     target/release/deps/instructions-HASH list 1000
 //! ```
 //!
-//! `list N` or `regex N` builds the rule set of `benches/common` with N
-//! rules, then `lookups` runs 100,000 requests of its request mix;
+//! `list N`, `regex N`, `shared N` or `noliteral N` builds the rule set of
+//! `benches/common` with N rules, then `lookups` runs 100,000 requests of its request mix;
 //! callgrind counts only what runs inside `lookups`.
 
 #[path = "common/mod.rs"]
@@ -32,15 +32,25 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let kind = args.next().unwrap_or_else(|| "list".into());
     let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
-    let (conf, reqs) = match kind.as_str() {
-        "regex" => (
-            common::write_regex_config(n),
-            common::regex_requests(n, 4096),
+    let shape = match kind.as_str() {
+        "regex" => Some(common::Regexes::Distinct),
+        "shared" => Some(common::Regexes::SharedLiteral),
+        "noliteral" => Some(common::Regexes::NoLiteral),
+        _ => None,
+    };
+    let (conf, reqs) = match shape {
+        Some(shape) => (
+            common::write_regexes(shape, n),
+            common::regex_shape_requests(shape, n, 4096),
         ),
-        _ => (common::write_list_config(n), common::list_requests(n, 4096)),
+        None => (common::write_list_config(n), common::list_requests(n, 4096)),
     };
     let loaded = common::load(&conf);
     let set = loaded.rules.as_ref().expect("loaded");
+    // Once without counting: a lazy DFA builds its states as keys need them.
+    for r in &reqs {
+        std::hint::black_box(set.decide(&common::view(r)));
+    }
     let hits = lookups(set, &reqs);
     println!("{kind} {n}: {LOOKUPS} lookups, {hits} redirects");
     let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));

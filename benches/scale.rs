@@ -1,6 +1,7 @@
 //! Scale report: `decide()` latency percentiles, compile time, resident
 //! memory per rule and lint time at 1k, 100k and 1M rules, and regex rules at
-//! 100 and 10,000 (with a `RegexSet` over the same patterns for comparison).
+//! 100 and 10,000 of three shapes: a literal each, one literal shared by all,
+//! no literal at all.
 //!
 //! `cargo bench --bench scale` prints a Markdown table (see docs/benchmarks.md).
 //! Each lookup is timed on its own with `Instant` (the timer's own cost,
@@ -124,75 +125,47 @@ fn main() {
         drop(set);
         let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
     }
-    for &n in regexes {
-        let conf = common::write_regex_config(n);
-        let before = common::rss();
-        let t = Instant::now();
-        let sources = read_sources(&conf).expect("read");
-        assert!(sources.problems.is_empty());
-        let (set, problems) = compile(&sources);
-        drop(sources);
-        assert!(problems.iter().all(|p| !p.is_error()));
-        let compile = t.elapsed();
-        let after = common::rss();
-        let t = Instant::now();
-        let _ = set.lint(0);
-        let lint_time = t.elapsed();
-        let reqs = common::regex_requests(n, 65_536);
-        let (lat, hits) = measure(
-            |i| {
-                matches!(
-                    set.decide(&common::view(&reqs[i & 65_535])),
-                    Decision::Redirect(_)
-                )
-            },
-            overhead,
-        );
-        println!(
-            "| {n} | regex (prefilter) | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}% |",
-            secs(compile),
-            secs(lint_time),
-            (after.saturating_sub(before)) / n,
-            lat.p50,
-            lat.p99,
-            lat.p999,
-            lat.mean,
-            100.0 * hits as f64 / SAMPLES as f64
-        );
-        // The alternative: one RegexSet over every pattern, then the winner's captures.
-        let patterns: Vec<String> = (0..n)
-            .map(|i| format!(r"^/r{i}/(\d+)/(?P<slug>[a-z-]+)$"))
-            .collect();
-        let before = common::rss();
-        let t = Instant::now();
-        let rs = match regex::bytes::RegexSet::new(&patterns) {
-            Ok(rs) => rs,
-            Err(e) => {
-                println!("| {n} | regex (one RegexSet, matching only) | does not build: {} | – | – | – | – | – | – | – |", e.to_string().lines().next().unwrap_or("error"));
-                let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
-                continue;
-            }
-        };
-        let build = t.elapsed();
-        let after = common::rss();
-        let (lat, hits) = measure(
-            |i| {
-                let r = &reqs[i & 65_535];
-                rs.matches(r.1.as_bytes()).iter().next().is_some()
-            },
-            overhead,
-        );
-        println!(
-            "| {n} | regex (one RegexSet, matching only) | {} | – | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}% |",
-            secs(build),
-            (after.saturating_sub(before)) / n,
-            lat.p50,
-            lat.p99,
-            lat.p999,
-            lat.mean,
-            100.0 * hits as f64 / SAMPLES as f64
-        );
-        drop(set);
-        let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
+    for shape in common::Regexes::ALL {
+        for &n in regexes {
+            let conf = common::write_regexes(shape, n);
+            let before = common::rss();
+            let t = Instant::now();
+            let sources = read_sources(&conf).expect("read");
+            assert!(sources.problems.is_empty());
+            let (set, problems) = compile(&sources);
+            drop(sources);
+            assert!(problems.iter().all(|p| !p.is_error()));
+            let compile = t.elapsed();
+            let t = Instant::now();
+            let _ = set.lint(0);
+            let lint_time = t.elapsed();
+            let reqs = common::regex_shape_requests(shape, n, 65_536);
+            let (lat, hits) = measure(
+                |i| {
+                    matches!(
+                        set.decide(&common::view(&reqs[i & 65_535])),
+                        Decision::Redirect(_)
+                    )
+                },
+                overhead,
+            );
+            // Measured after the lookups: the lazy DFA's states are built as
+            // keys need them.
+            let after = common::rss();
+            println!(
+                "| {n} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}% |",
+                shape.name(),
+                secs(compile),
+                secs(lint_time),
+                (after.saturating_sub(before)) / n,
+                lat.p50,
+                lat.p99,
+                lat.p999,
+                lat.mean,
+                100.0 * hits as f64 / SAMPLES as f64
+            );
+            drop(set);
+            let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
+        }
     }
 }

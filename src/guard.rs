@@ -192,7 +192,8 @@ pub struct GuardedStream {
     limits: Limits,
     /// HEAD, BODY, IDLE or H2; set by the hooks through a shared reference.
     phase: AtomicU8,
-    /// The head deadline, while in HEAD.
+    /// The head deadline: from the accept for a connection's first head;
+    /// for a later one, from the first read of it that has to wait.
     deadline: Option<Pin<Box<Sleep>>>,
     /// Bytes read for the current head, so a stall after some of it gets 408.
     head_bytes: usize,
@@ -294,8 +295,12 @@ pub fn headers_read(session: &mut Session) {
     };
     let down = session.as_downstream_mut();
     down.set_read_timeout(Some(limits.body_timeout));
-    if down.get_keepalive().is_some() {
-        down.set_keepalive(Some(limits.idle_timeout.as_secs().max(1)));
+    // Setting keep-alive makes Pingora read the request's `Connection`
+    // again: only when it changes (the value carries over to the next
+    // request on the connection).
+    let idle = limits.idle_timeout.as_secs().max(1);
+    if down.get_keepalive().is_some_and(|k| k != idle) {
+        down.set_keepalive(Some(idle));
     }
 }
 
@@ -332,10 +337,12 @@ impl AsyncRead for GuardedStream {
             let r = Pin::new(&mut this.inner).poll_read(cx, buf);
             let got = buf.filled().len() - before;
             if got > 0 {
-                // The next request has begun: its head has a deadline.
+                // The next request has begun: its head has a deadline, set
+                // when a read first has to wait (a head that arrives whole,
+                // the usual case, never needs a timer).
                 this.phase.store(HEAD, Ordering::Release);
                 this.head_bytes = got;
-                this.deadline = Some(Box::pin(tokio::time::sleep(this.limits.header_timeout)));
+                this.deadline = None;
             }
             return r;
         }
@@ -352,10 +359,13 @@ impl AsyncRead for GuardedStream {
                 Poll::Ready(r)
             }
             Poll::Pending => {
+                let timeout = this.limits.header_timeout;
                 let expired = this
                     .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)))
                     .as_mut()
-                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                    .poll(cx)
+                    .is_ready();
                 if expired {
                     this.poll_timed_out(cx)
                 } else {

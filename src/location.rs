@@ -18,7 +18,6 @@
 
 use crate::matcher::host::normalize_config_host;
 use crate::matcher::path::{needs_escape, push_escaped};
-use std::fmt::Write as _;
 
 fn is_hex(b: u8) -> bool {
     b.is_ascii_hexdigit()
@@ -402,13 +401,16 @@ impl Target {
             expand(&mut s, pieces, vars, part);
             s
         };
-        let path = part(&self.path, Part::Path);
+        // The path goes straight into `out`; a query or fragment of the
+        // target (rare) is expanded on the side.
+        let start = out.len();
+        expand(out, &self.path, vars, Part::Path);
         let tq = self.query.as_deref().map(|q| part(q, Part::Query));
         let tf = self.fragment.as_deref().map(|f| part(f, Part::Query));
-        assemble(
+        append_rest(
             out,
+            start,
             !self.absolute,
-            &path,
             tq.as_deref(),
             tf.as_deref(),
             suffix,
@@ -457,14 +459,37 @@ pub fn assemble(
     suffix: Option<&[u8]>,
     req_query: Option<&[u8]>,
 ) {
+    let start = out.len();
     out.push_str(path);
+    append_rest(
+        out,
+        start,
+        relative,
+        target_query,
+        fragment,
+        suffix,
+        req_query,
+    );
+}
+
+/// [`assemble`] once the target's path is in `out` from `start` on.
+fn append_rest(
+    out: &mut String,
+    start: usize,
+    relative: bool,
+    target_query: Option<&str>,
+    fragment: Option<&str>,
+    suffix: Option<&[u8]>,
+    req_query: Option<&[u8]>,
+) {
     if let Some(rest) = suffix.filter(|s| !s.is_empty()) {
-        let rest = if out.ends_with('/') && rest[0] == b'/' {
+        let slash = out[start..].ends_with('/');
+        let rest = if slash && rest[0] == b'/' {
             &rest[1..]
         } else {
             rest
         };
-        if !out.ends_with('/') && rest.first() != Some(&b'/') && !rest.is_empty() {
+        if !slash && rest.first() != Some(&b'/') && !rest.is_empty() {
             out.push('/');
         }
         push_encoded(out, rest, Part::Path);
@@ -493,11 +518,11 @@ pub fn assemble(
         out.push('#');
         out.push_str(f);
     }
-    if relative && out.starts_with("//") {
-        let extra = out.bytes().take_while(|b| *b == b'/').count() - 1;
-        out.replace_range(..extra, "");
+    if relative && out[start..].starts_with("//") {
+        let extra = out[start..].bytes().take_while(|b| *b == b'/').count() - 1;
+        out.replace_range(start..start + extra, "");
     }
-    if relative && out.is_empty() {
+    if relative && out.len() == start {
         out.push('/');
     }
 }
@@ -528,35 +553,38 @@ pub fn pool_base(url: &str) -> String {
 
 /// HTML body of a redirect: a short page linking to the target, escaped.
 pub fn html_body(status: u16, location: &str) -> String {
-    let reason = match status {
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        _ => "Redirect",
+    let head = match status {
+        301 => "<!DOCTYPE html>\n<html><head><title>301 Moved Permanently</title></head><body><a href=\"",
+        302 => "<!DOCTYPE html>\n<html><head><title>302 Found</title></head><body><a href=\"",
+        303 => "<!DOCTYPE html>\n<html><head><title>303 See Other</title></head><body><a href=\"",
+        307 => "<!DOCTYPE html>\n<html><head><title>307 Temporary Redirect</title></head><body><a href=\"",
+        308 => "<!DOCTYPE html>\n<html><head><title>308 Permanent Redirect</title></head><body><a href=\"",
+        _ => "<!DOCTYPE html>\n<html><head><title>Redirect</title></head><body><a href=\"",
     };
-    let mut s = String::with_capacity(128 + 2 * location.len());
-    let push_escaped = |s: &mut String| {
+    const TAIL: &str = "</a></body></html>\n";
+    let needs_escape = |b: &u8| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'');
+    let link: std::borrow::Cow<'_, str> = if !location.as_bytes().iter().any(needs_escape) {
+        std::borrow::Cow::Borrowed(location)
+    } else {
+        let mut e = String::with_capacity(location.len() + 16);
         for c in location.chars() {
             match c {
-                '&' => s.push_str("&amp;"),
-                '<' => s.push_str("&lt;"),
-                '>' => s.push_str("&gt;"),
-                '"' => s.push_str("&quot;"),
-                '\'' => s.push_str("&#39;"),
-                c => s.push(c),
+                '&' => e.push_str("&amp;"),
+                '<' => e.push_str("&lt;"),
+                '>' => e.push_str("&gt;"),
+                '"' => e.push_str("&quot;"),
+                '\'' => e.push_str("&#39;"),
+                c => e.push(c),
             }
         }
+        std::borrow::Cow::Owned(e)
     };
-    let _ = write!(
-        s,
-        "<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head><body><a href=\""
-    );
-    push_escaped(&mut s);
+    let mut s = String::with_capacity(head.len() + 2 * link.len() + 2 + TAIL.len());
+    s.push_str(head);
+    s.push_str(&link);
     s.push_str("\">");
-    push_escaped(&mut s);
-    s.push_str("</a></body></html>\n");
+    s.push_str(&link);
+    s.push_str(TAIL);
     s
 }
 

@@ -9,6 +9,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: a redirect allocates a few small buffers per request, and
+/// glibc's malloc spent about a sixth of a redirect's instructions on them
+/// (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pingora-redirect",

@@ -80,19 +80,19 @@ fn redirect_ok(port: u16, n: usize) {
     );
 }
 
-#[test]
-fn a_head_dribbled_past_the_deadline_gets_408_and_is_closed() {
-    let proxy = Proxy::start_with("header_timeout = \"1s\"", RULES);
-    let mut s = connect(proxy.addr().port());
-    // Each byte comes well within Pingora's per-read timeout; the head as a
-    // whole never completes. Stop as soon as the proxy answers or closes.
-    let head = b"GET /p/slow HTTP/1.1\r\nHost: a.example\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+/// A request head that never ends: every byte comes well within Pingora's
+/// per-read timeout, the head as a whole never completes.
+const DRIBBLED: &[u8] = b"GET /p/slow HTTP/1.1\r\nHost: a.example\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// Sends [`DRIBBLED`] one byte at a time until the proxy answers or closes,
+/// then reads to the close; returns what came and asserts the close.
+fn dribble(s: &mut TcpStream) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let mut got = Vec::new();
     let mut chunk = [0u8; 1024];
     let mut closed = false;
-    for b in head.iter() {
+    for b in DRIBBLED.iter() {
         if s.write_all(std::slice::from_ref(b)).is_err() {
             break;
         }
@@ -111,10 +111,18 @@ fn a_head_dribbled_past_the_deadline_gets_408_and_is_closed() {
         }
     }
     if !closed {
-        let (rest, ended) = read_to_close(&mut s, IO_TIMEOUT);
+        let (rest, ended) = read_to_close(s, IO_TIMEOUT);
         got.extend_from_slice(&rest);
         assert!(ended, "the connection stayed open after the deadline");
     }
+    got
+}
+
+#[test]
+fn a_head_dribbled_past_the_deadline_gets_408_and_is_closed() {
+    let proxy = Proxy::start_with("header_timeout = \"1s\"", RULES);
+    let mut s = connect(proxy.addr().port());
+    let got = dribble(&mut s);
     assert_eq!(String::from_utf8_lossy(&got), EXACT_408);
     expect_metric(
         proxy.admin_port,
@@ -123,6 +131,21 @@ fn a_head_dribbled_past_the_deadline_gets_408_and_is_closed() {
     );
     // The proxy still answers.
     redirect_ok(proxy.addr().port(), 1);
+}
+
+#[test]
+fn a_later_head_dribbled_on_a_keep_alive_connection_gets_408_too() {
+    let proxy = Proxy::start_with("header_timeout = \"1s\"", RULES);
+    let mut c = Conn::connect(proxy.addr().port());
+    c.send(b"GET /p/1 HTTP/1.1\r\nHost: a.example\r\n\r\n");
+    assert_eq!(c.read_response(false).status, 307);
+    let got = dribble(&mut c.stream);
+    assert_eq!(String::from_utf8_lossy(&got), EXACT_408);
+    expect_metric(
+        proxy.admin_port,
+        "pingora_redirect_client_timeouts_total{phase=\"header\"}",
+        Some(1.0),
+    );
 }
 
 #[test]

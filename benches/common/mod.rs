@@ -46,19 +46,99 @@ pub fn write_list_config(n: usize) -> PathBuf {
     conf
 }
 
-/// Writes a configuration with `n` regex rules (no host); returns its path.
-pub fn write_regex_config(n: usize) -> PathBuf {
-    let d = dir(&format!("regex-{n}"));
+/// The shapes of regex rule sets the benchmarks measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Regexes {
+    /// `^/rI/(\d+)/(?P<slug>[a-z-]+)$`: a literal of its own per rule.
+    Distinct,
+    /// `^/article/(?P<id>[0-9]+)-topicI$`: every rule shares `/article/`.
+    SharedLiteral,
+    /// `^.[a-z]{A}[0-9]{B}$` (A, B from 1 to 100): no literal at all.
+    NoLiteral,
+}
+
+impl Regexes {
+    pub const ALL: [Regexes; 3] = [
+        Regexes::Distinct,
+        Regexes::SharedLiteral,
+        Regexes::NoLiteral,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Regexes::Distinct => "regex, a literal each",
+            Regexes::SharedLiteral => "regex, one shared literal",
+            Regexes::NoLiteral => "regex, no literal",
+        }
+    }
+
+    /// Pattern and target of rule `i`.
+    pub fn rule(self, i: usize) -> (String, String) {
+        match self {
+            Regexes::Distinct => (
+                format!(r"^/r{i}/(\d+)/(?P<slug>[a-z-]+)$"),
+                format!("https://new.example.com/n{i}/${{1}}/${{slug}}"),
+            ),
+            Regexes::SharedLiteral => (
+                format!(r"^/article/(?P<id>[0-9]+)-topic{i}$"),
+                format!("https://new.example.com/t{i}/${{id}}"),
+            ),
+            Regexes::NoLiteral => (
+                format!(r"^.[a-z]{{{}}}[0-9]{{{}}}$", i % 100 + 1, i / 100 + 1),
+                format!("https://new.example.com/lit/{i}"),
+            ),
+        }
+    }
+
+    /// A path that rule `i` answers, and one no rule answers (`k` varies it).
+    pub fn paths(self, i: usize, k: usize) -> (String, String) {
+        match self {
+            Regexes::Distinct => (format!("/r{i}/{k}/some-slug"), format!("/r{i}/x/miss")),
+            Regexes::SharedLiteral => (
+                format!("/article/{k}-topic{i}"),
+                format!("/article/{k}-topic{i}x"),
+            ),
+            Regexes::NoLiteral => {
+                let (a, b) = (i % 100 + 1, i / 100 + 1);
+                let hit = format!("/{}{}", "q".repeat(a), "7".repeat(b));
+                let miss = format!("/{}{}x", "q".repeat(a), "7".repeat(b));
+                (hit, miss)
+            }
+        }
+    }
+}
+
+/// Writes a configuration with `n` regex rules of shape `shape` (no host).
+pub fn write_regexes(shape: Regexes, n: usize) -> PathBuf {
+    let d = dir(&format!("regex-{shape:?}-{n}"));
     let mut toml = String::with_capacity(n * 150);
     for i in 0..n {
+        let (pattern, to) = shape.rule(i);
         let _ = write!(
             toml,
-            "[[redirect]]\nid = \"re{i}\"\nregex = '^/r{i}/(\\d+)/(?P<slug>[a-z-]+)$'\nto = \"https://new.example.com/n{i}/${{1}}/${{slug}}\"\n\n"
+            "[[redirect]]\nid = \"re{i}\"\nregex = '{pattern}'\nto = \"{to}\"\n\n"
         );
     }
     let conf = d.join("bench.toml");
     std::fs::write(&conf, toml).expect("write toml");
     conf
+}
+
+/// Requests against a regex set of shape `shape`: hits spread over the
+/// rules (three in four), and misses.
+pub fn regex_shape_requests(
+    shape: Regexes,
+    n: usize,
+    count: usize,
+) -> Vec<(String, String, Option<String>)> {
+    (0..count)
+        .map(|k| {
+            let i = (k * 7919) % n;
+            let (hit, miss) = shape.paths(i, k);
+            let path = if k % 4 == 3 { miss } else { hit };
+            ("any.example".to_string(), path, None)
+        })
+        .collect()
 }
 
 pub fn load(conf: &std::path::Path) -> Loaded {
@@ -98,24 +178,6 @@ pub fn list_requests(n: usize, count: usize) -> Vec<(String, String, Option<Stri
         }
     }
     out
-}
-
-/// Requests against a regex config: hits spread over the rules, and misses.
-pub fn regex_requests(n: usize, count: usize) -> Vec<(String, String, Option<String>)> {
-    (0..count)
-        .map(|k| {
-            let i = (k * 7919) % n;
-            if k % 4 == 3 {
-                ("any.example".to_string(), format!("/r{i}/x/miss"), None)
-            } else {
-                (
-                    "any.example".to_string(),
-                    format!("/r{i}/{k}/some-slug"),
-                    None,
-                )
-            }
-        })
-        .collect()
 }
 
 pub fn view<'a>(r: &'a (String, String, Option<String>)) -> RequestView<'a> {

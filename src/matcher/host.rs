@@ -71,8 +71,10 @@ pub fn normalize_host(raw: &str) -> Result<Option<Cow<'_, str>>, HostError> {
             Cow::Borrowed(host)
         }));
     }
-    let (name, port) = match raw.split_once(':') {
-        Some((n, p)) => (n, Some(p)),
+    // One pass over the name; the port is checked first, as its error wins.
+    let bytes = raw.as_bytes();
+    let (name, port) = match bytes.iter().position(|b| *b == b':') {
+        Some(i) => (&raw[..i], Some(&raw[i + 1..])),
         None => (raw, None),
     };
     if let Some(p) = port.filter(|p| !p.is_empty()) {
@@ -88,14 +90,23 @@ pub fn normalize_host(raw: &str) -> Result<Option<Cow<'_, str>>, HostError> {
         return Err(HostError::TooLong);
     }
     let mut upper = false;
+    let mut after_dot = true;
+    let mut empty_label = false;
     for b in name.bytes() {
         match b {
-            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {}
-            b'A'..=b'Z' => upper = true,
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => after_dot = false,
+            b'.' => {
+                empty_label |= after_dot;
+                after_dot = true;
+            }
+            b'A'..=b'Z' => {
+                upper = true;
+                after_dot = false;
+            }
             _ => return Err(HostError::BadCharacter),
         }
     }
-    if name.split('.').any(str::is_empty) {
+    if empty_label || after_dot {
         return Err(HostError::EmptyLabel);
     }
     Ok(Some(if upper {

@@ -39,13 +39,24 @@ pub(crate) fn push_escaped(out: &mut String, b: u8) {
 /// Location (they are percent-encoded): control bytes, space, DEL, bytes ≥
 /// 0x80, `\`, `#` and the characters RFC 3986 leaves out of URLs.
 pub(crate) fn needs_escape(b: u8) -> bool {
-    b <= b' '
-        || b >= 0x7f
-        || matches!(
-            b,
-            b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}' | b'#'
-        )
+    ESCAPED[b as usize]
 }
+
+/// [`needs_escape`] as a table: one load per byte on the request path.
+static ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b <= b' ' as usize
+            || b >= 0x7f
+            || matches!(
+                b as u8,
+                b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}' | b'#'
+            );
+        b += 1;
+    }
+    t
+};
 
 /// 0: not a dot segment, 1: `.`, 2: `..` (either possibly as `%2e`).
 fn dot_segment(seg: &[u8]) -> u8 {
@@ -75,11 +86,32 @@ fn dot_segment(seg: &[u8]) -> u8 {
     }
 }
 
+/// Whether a segment of `body` (the path after its first `/`) is `.` or
+/// `..`, raw or encoded. Only segments that start with `.` or `%` are looked
+/// at, so a path without them costs one scan for `/`.
+fn has_dot_segment(body: &[u8]) -> bool {
+    let mut start = 0;
+    loop {
+        let end = body[start..]
+            .iter()
+            .position(|b| *b == b'/')
+            .map_or(body.len(), |i| start + i);
+        let seg = &body[start..end];
+        if matches!(seg.first(), Some(b'.' | b'%')) && dot_segment(seg) != 0 {
+            return true;
+        }
+        if end == body.len() {
+            return false;
+        }
+        start = end + 1;
+    }
+}
+
 /// Resolves `.` and `..` segments. `path` should start with `/`; one that does
 /// not is treated as if it did.
 pub fn remove_dot_segments(path: &[u8]) -> Result<Cow<'_, [u8]>, AboveRoot> {
     let body = path.strip_prefix(b"/").unwrap_or(path);
-    if !body.split(|b| *b == b'/').any(|s| dot_segment(s) != 0) {
+    if !has_dot_segment(body) {
         if path.first() == Some(&b'/') {
             return Ok(Cow::Borrowed(path));
         }

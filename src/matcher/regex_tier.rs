@@ -1,18 +1,23 @@
-//! All regex rules of one host tier, tried in one pass.
+//! All regex rules of one host tier, matched in one pass.
 //!
-//! Each regex's required literals (the prefixes, or failing that the suffixes,
-//! that every match must contain, from `regex-syntax`'s literal extractor) go
-//! into one Aho-Corasick automaton. A lookup runs that automaton once over the
-//! path key; only the regexes whose literal occurred (plus the few that have no
-//! usable literal) are candidates, and they are tried in file order. The
-//! benchmark in `benches/decide.rs` compares this with one `RegexSet` over all
-//! patterns; see `docs/benchmarks.md` for the numbers behind the choice.
+//! The patterns of a tier are compiled together into one lazy DFA
+//! (`regex-automata`'s `hybrid` engine, without capture groups, reporting
+//! every pattern that matches). A lookup scans the path key once with it and
+//! learns exactly which patterns match, whatever the patterns look like: ten
+//! thousand that share a literal, or that have none, cost one scan. Only the
+//! first matching pattern whose rule's conditions hold runs alone, and only
+//! when its groups are needed for the Location. The DFA is built lazily, state
+//! by state as keys need them, in a cache of bounded size per tier and
+//! thread; docs/benchmarks.md gives the memory and the times.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_automata::hybrid::dfa::{Cache, OverlappingState, DFA};
 use regex_automata::meta::{self, Regex};
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::pool::Pool;
 use regex_automata::util::syntax;
-use regex_automata::{Input, PatternID};
-use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_automata::{Input, MatchKind, PatternID};
+use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::Arc;
 
 /// Compiles one rule's regex, as matched against a path key.
 ///
@@ -91,105 +96,123 @@ pub fn group_index(re: &Regex, name: &str) -> Option<usize> {
     info.to_index(PatternID::ZERO, name)
 }
 
-/// Collects the regexes of one tier; [`RegexTierBuilder::build`] compiles the prefilter.
+/// Largest union automaton (NFA) of one tier: past it, the tier's regexes
+/// are tried one by one.
+const UNION_NFA_LIMIT: usize = 256 << 20;
+/// Memory of the lazy DFA's cache of states, per tier and per thread that
+/// searches it. When it fills, it is cleared and refilled: searches stay
+/// correct, only slower.
+const UNION_CACHE: usize = 16 << 20;
+
+type CacheFn = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+/// Collects the regexes of one tier; [`RegexTierBuilder::build`] compiles
+/// their union.
 #[derive(Default)]
 pub struct RegexTierBuilder {
     rules: Vec<u32>,
     regexes: Vec<Regex>,
-    literals: Vec<Vec<u8>>,
-    owners: Vec<u32>,
-    always: Vec<u32>,
+    /// Each pattern as the union reads it (`(?i:…)` when case-insensitive).
+    patterns: Vec<String>,
+}
+
+/// The union of a tier's patterns: one lazy DFA that reports, in one scan
+/// of the key, every pattern that matches.
+struct Union {
+    dfa: Arc<DFA>,
+    caches: Pool<Cache, CacheFn>,
 }
 
 /// The compiled regex rules of one tier.
 pub struct RegexTier {
     /// Rule index of each pattern, in file order.
     rules: Vec<u32>,
+    /// Each pattern alone, for its capture groups.
     regexes: Vec<Regex>,
-    ac: Option<AhoCorasick>,
-    /// Aho-Corasick pattern → local pattern index.
-    owners: Vec<u32>,
-    /// Patterns without a usable literal: always candidates.
-    always: Vec<u32>,
-}
-
-/// The literals every match of `pattern` must contain, if there are few enough.
-pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()?;
-    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
-        let seq = Extractor::new().kind(kind).limit_total(256).extract(&hir);
-        if let Some(lits) = seq.literals() {
-            if !lits.is_empty() && lits.iter().all(|l| !l.as_bytes().is_empty()) {
-                return Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect());
-            }
-        }
-    }
-    None
+    /// `None` when the union could not be built: every pattern is then a
+    /// candidate, tried one by one.
+    union: Option<Union>,
 }
 
 impl RegexTierBuilder {
     /// Adds the regex of rule `rule`; returns its local index.
-    pub fn add(&mut self, rule: u32, regex: Regex, pattern: &str) -> u32 {
+    pub fn add(&mut self, rule: u32, regex: Regex, pattern: &str, case_insensitive: bool) -> u32 {
         let local = self.rules.len() as u32;
         self.rules.push(rule);
         self.regexes.push(regex);
-        match required_literals(pattern) {
-            Some(lits) => {
-                for l in lits {
-                    self.literals.push(l);
-                    self.owners.push(local);
-                }
-            }
-            None => self.always.push(local),
-        }
+        self.patterns.push(if case_insensitive {
+            format!("(?i:{pattern})")
+        } else {
+            pattern.to_string()
+        });
         local
     }
 
-    pub fn build(self, case_insensitive: bool) -> RegexTier {
-        let ac = if self.literals.is_empty() {
-            None
-        } else {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
-                .ascii_case_insensitive(case_insensitive)
-                // A DFA costs memory per state but is the fastest scan; past
-                // 100k literals let the builder choose.
-                .kind((self.literals.len() <= 100_000).then_some(AhoCorasickKind::DFA))
-                .build(&self.literals)
-                .ok()
-        };
-        let (owners, always) = if ac.is_some() || self.literals.is_empty() {
-            (self.owners, self.always)
-        } else {
-            // The automaton could not be built: every pattern is a candidate.
-            (Vec::new(), (0..self.rules.len() as u32).collect())
-        };
+    pub fn build(self) -> RegexTier {
+        let union = DFA::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .thompson(
+                thompson::Config::new()
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(UNION_NFA_LIMIT)),
+            )
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .cache_capacity(UNION_CACHE)
+                    .skip_cache_capacity_check(true),
+            )
+            .build_many(&self.patterns)
+            .ok()
+            .map(|dfa| {
+                let dfa = Arc::new(dfa);
+                let for_pool = dfa.clone();
+                let create: CacheFn = Box::new(move || for_pool.create_cache());
+                Union {
+                    dfa,
+                    caches: Pool::new(create),
+                }
+            });
         RegexTier {
             rules: self.rules,
             regexes: self.regexes,
-            ac,
-            owners,
-            always,
+            union,
         }
     }
 }
 
 impl RegexTier {
-    /// Local indices of the patterns that may match `key`, in file order.
-    pub fn candidates(&self, key: &str, out: &mut Vec<u32>) {
+    /// Local indices of the patterns that match `key`, in file order, found
+    /// in one scan of the key. Returns `false` when they are only
+    /// candidates (the union could not be built): each must then be run.
+    pub fn candidates(&self, key: &str, out: &mut Vec<u32>) -> bool {
         out.clear();
-        if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(key) {
-                out.push(self.owners[m.pattern().as_usize()]);
+        let Some(u) = &self.union else {
+            out.extend(0..self.rules.len() as u32);
+            return false;
+        };
+        let mut cache = u.caches.get();
+        let input = Input::new(key);
+        let mut state = OverlappingState::start();
+        loop {
+            if u.dfa
+                .try_search_overlapping_fwd(&mut cache, &input, &mut state)
+                .is_err()
+            {
+                // Only quit bytes make a lazy DFA give up, and it has none;
+                // should it ever, every pattern is tried.
+                out.clear();
+                out.extend(0..self.rules.len() as u32);
+                return false;
+            }
+            match state.get_match() {
+                Some(m) => out.push(m.pattern().as_u32()),
+                None => break,
             }
         }
-        out.extend_from_slice(&self.always);
         out.sort_unstable();
         out.dedup();
+        true
     }
 
     /// The rule index of local pattern `local`.
@@ -222,33 +245,27 @@ mod tests {
     }
 
     #[test]
-    fn extracts_prefix_or_suffix_literals() {
-        assert_eq!(
-            required_literals(r"^/blog/(\d+)$"),
-            Some(vec![b"/blog/".to_vec()])
-        );
-        let alt = required_literals(r"^/(en|fr)/old$").unwrap();
-        assert!(alt.contains(&b"/en/old".to_vec()) && alt.contains(&b"/fr/old".to_vec()));
-        assert_eq!(
-            required_literals(r"(\d+)\.html$"),
-            Some(vec![b".html".to_vec()])
-        );
-        assert_eq!(required_literals(r"^.*$"), None);
-    }
-
-    #[test]
-    fn candidates_are_narrowed_and_in_file_order() {
+    fn one_scan_finds_every_matching_pattern_in_file_order() {
         let mut b = RegexTierBuilder::default();
-        for (i, p) in [r"^/b/(\d+)$", r"^/a/(\d+)$", r"^[/a-z0-9]+$", r"^/a/1$"]
-            .iter()
-            .enumerate()
-        {
-            b.add(i as u32 * 10, compile_regex(p, false).unwrap(), p);
+        let patterns = [
+            (r"^/b/(\d+)$", false),
+            (r"^/a/(\d+)$", false),
+            (r"^[/a-z0-9]+$", false),
+            (r"^/A/1$", true),
+            (r"\d$", false),
+            (r"^/c", false),
+        ];
+        for (i, (p, ci)) in patterns.iter().enumerate() {
+            b.add(i as u32 * 10, compile_regex(p, *ci).unwrap(), p, *ci);
         }
-        let t = b.build(false);
+        let t = b.build();
         let mut out = Vec::new();
-        t.candidates("/a/1", &mut out);
-        assert_eq!(out, vec![1, 2, 3]);
+        assert!(t.candidates("/a/1", &mut out));
+        assert_eq!(out, vec![1, 2, 3, 4]);
+        assert!(t.candidates("/c/x/c", &mut out));
+        assert_eq!(out, vec![2, 5]);
+        assert!(t.candidates("/none!", &mut out));
+        assert!(out.is_empty());
         assert_eq!(t.rule(3), 30);
     }
 }

@@ -58,7 +58,6 @@ pub(super) struct Compiler {
     pub(super) set: RuleSet,
     pub(super) problems: Vec<Problem>,
     pub(super) regex: Vec<Option<RegexTierBuilder>>,
-    pub(super) regex_ci: Vec<bool>,
     pub(super) regex_seen: HashMap<RegexSignature, u32>,
     /// (tier, pattern, case flag) → the first such regex rule without conditions.
     pub(super) regex_unconditional: HashMap<(u32, String, u16), u32>,
@@ -108,7 +107,6 @@ pub fn compile(sources: &Sources) -> (RuleSet, Vec<Problem>) {
         },
         problems: Vec::new(),
         regex: vec![None],
-        regex_ci: vec![false],
         regex_seen: HashMap::new(),
         regex_unconditional: HashMap::new(),
         condition_index: HashMap::from([(Conditions::default(), 0)]),
@@ -149,7 +147,7 @@ pub fn compile(sources: &Sources) -> (RuleSet, Vec<Problem>) {
     let mut set = c.set;
     for (i, b) in c.regex.into_iter().enumerate() {
         if let Some(b) = b {
-            set.tiers[i].regex = Some(Box::new(b.build(c.regex_ci[i])));
+            set.tiers[i].regex = Some(Box::new(b.build()));
         }
     }
     set.arena.shrink_to_fit();
@@ -234,7 +232,6 @@ impl Compiler {
         self.set.tier_hosts.push((Some(at), wildcard));
         self.set.tiers.push(Tier::default());
         self.regex.push(None);
-        self.regex_ci.push(false);
         t
     }
 
@@ -549,12 +546,9 @@ impl Compiler {
                     return;
                 }
                 self.set.rules.push(rule);
-                if n.case_insensitive {
-                    self.regex_ci[tier as usize] = true;
-                }
                 let local = self.regex[tier as usize]
                     .get_or_insert_with(Default::default)
-                    .add(index, re, n.path);
+                    .add(index, re, n.path, n.case_insensitive);
                 if extra != NONE {
                     self.set.extras[extra as usize].regex_local = local;
                 }

@@ -196,9 +196,9 @@ impl RuleSet {
                 end = bytes[..end].iter().rposition(|b| *b == b'/').unwrap_or(0);
             }
         }
-        // Regex, in file order among the candidates.
+        // Regex: the patterns that match, in file order, from one scan.
         if let Some(rt) = &t.regex {
-            rt.candidates(key, scratch);
+            let matched = rt.candidates(key, scratch);
             for &local in scratch.iter() {
                 let idx = rt.rule(local);
                 let r = &self.rules[idx as usize];
@@ -211,7 +211,7 @@ impl RuleSet {
                     if run(re, key.as_bytes(), Some(&mut groups)) {
                         return Some(Hit { groups, ..hit(idx) });
                     }
-                } else if run(re, key.as_bytes(), None) {
+                } else if matched || run(re, key.as_bytes(), None) {
                     return Some(hit(idx));
                 }
             }
@@ -361,7 +361,9 @@ impl RuleSet {
             Some(k) if r.flags & KEEP_SUFFIX != 0 => Some(&path[to_path(k)..]),
             _ => None,
         };
-        let mut location = String::with_capacity(r.target.len as usize + path.len() + 8);
+        // Room for the target (a template's expansion too), the path and the query.
+        let capacity = (r.target.len as usize).max(48) + path.len() + query.map_or(0, <[u8]>::len);
+        let mut location = String::with_capacity(capacity + 8);
         let relative = r.flags & ABSOLUTE == 0;
         if let Some(t) = extra.and_then(|e| e.template.as_ref()) {
             let groups: Vec<Option<(usize, usize)>> = hit
