@@ -29,6 +29,7 @@
 //! sends before any hook runs (see [`crate::reply_watch`]); its own 408 is
 //! counted there too.
 
+use crate::access_log::{access_log, Entry};
 use crate::metrics::metrics;
 use crate::reply_watch::ReplyWatch;
 use async_trait::async_trait;
@@ -55,6 +56,24 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 const TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 48\r\nConnection: close\r\n\r\nThe request head did not arrive within the time.";
 const BUSY_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 42\r\nRetry-After: 1\r\nConnection: close\r\n\r\nToo many connections to this listener now.";
+
+/// The body length of a canned answer: what follows its blank line.
+const fn body_len(answer: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 4 <= answer.len() {
+        if answer[i] == b'\r'
+            && answer[i + 1] == b'\n'
+            && answer[i + 2] == b'\r'
+            && answer[i + 3] == b'\n'
+        {
+            return answer.len() - i - 4;
+        }
+        i += 1;
+    }
+    0
+}
+const TIMEOUT_408_BODY: usize = body_len(TIMEOUT_408);
+const BUSY_503_BODY: usize = body_len(BUSY_503);
 
 /// The limits of `[server]` that apply to client connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +169,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 listener.label,
                 self.limits.max_connections
             );
+            let started = std::time::Instant::now();
             refuse(&mut stream).await;
+            if access_log().enabled() {
+                access_log().log(&Entry::without_request(
+                    peer_ip(&stream),
+                    "HTTP/1.1",
+                    503,
+                    BUSY_503_BODY,
+                    started.elapsed(),
+                    "rejected",
+                ));
+            }
             return None;
         };
         listener.open.inc();
@@ -165,6 +195,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
     async fn cleanup(&self) {
         self.inner.cleanup().await
     }
+}
+
+/// The client's address of a connection.
+fn peer_ip(stream: &Stream) -> Option<std::net::IpAddr> {
+    stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
 }
 
 /// Answers 503 and closes, reading what the client sent meanwhile (briefly)
@@ -204,6 +241,9 @@ pub struct GuardedStream {
     timeout_written: Option<usize>,
     /// Answers written outside the hooks, for the bad-request count.
     replies: ReplyWatch,
+    /// When the current request head began: the accept for the first,
+    /// its first byte for a later one (the start of the request's duration).
+    head_started: Instant,
 }
 
 impl GuardedStream {
@@ -218,7 +258,31 @@ impl GuardedStream {
             peeked_at: 0,
             timeout_written: None,
             replies: ReplyWatch::default(),
+            head_started: Instant::now(),
         }
+    }
+
+    /// Counts and logs a 4xx that Pingora (or the 408 here) wrote outside
+    /// the hooks; `bytes` of body.
+    fn answered_outside(&self, status: u16, bytes: usize) {
+        crate::reply_watch::count();
+        let log = access_log();
+        if !log.enabled() {
+            return;
+        }
+        let protocol = if self.phase.load(Ordering::Acquire) == H2 {
+            "HTTP/2.0"
+        } else {
+            "HTTP/1.1"
+        };
+        log.log(&Entry::without_request(
+            peer_ip(&self.inner),
+            protocol,
+            status,
+            bytes,
+            self.head_started.elapsed(),
+            "bad_request",
+        ));
     }
 
     /// Shows the first `n` bytes of what was just written to the watch.
@@ -236,9 +300,11 @@ impl GuardedStream {
             let b = &b[..b.len().min(left)];
             left -= b.len();
             if phase == H2 {
-                self.replies.h2(b);
-            } else {
-                self.replies.outside_request(b);
+                for _ in 0..self.replies.h2(b) {
+                    self.answered_outside(400, 0);
+                }
+            } else if let Some(status) = self.replies.outside_request(b) {
+                self.answered_outside(status, 0);
             }
         }
     }
@@ -262,6 +328,7 @@ impl GuardedStream {
         if self.timeout_written != Some(usize::MAX) {
             if self.timeout_written.is_some() {
                 self.replies.outside_request(TIMEOUT_408);
+                self.answered_outside(408, TIMEOUT_408_BODY);
             }
             self.timeout_written = Some(usize::MAX);
             metrics()
@@ -304,6 +371,12 @@ pub fn headers_read(session: &mut Session) {
     }
 }
 
+/// When the head of the request in `session` began (its first byte; the
+/// accept for a connection's first request), if the service guards it.
+pub fn head_started(session: &Session) -> Option<std::time::Instant> {
+    guard_of(session).map(|g| g.head_started.into_std())
+}
+
 /// Call when a request is over (Pingora's `logging`): the next head's
 /// deadline starts with its first byte.
 pub fn request_done(session: &Session) {
@@ -343,6 +416,7 @@ impl AsyncRead for GuardedStream {
                 this.phase.store(HEAD, Ordering::Release);
                 this.head_bytes = got;
                 this.deadline = None;
+                this.head_started = Instant::now();
             }
             return r;
         }

@@ -21,8 +21,8 @@
 //!   step is kept, with its file, line, column and rule id ([`Problem`]).
 //! * **Deciding** ([`RuleSet::decide`]) is pure: a [`RequestView`] in, a
 //!   [`Decision`] out. Lookups cost a handful of hash probes and one
-//!   Aho-Corasick pass whatever the number of rules; a rule's conditions
-//!   live in one module (`config/conditions.rs`).
+//!   lazy-DFA scan for the regexes of a tier, whatever the number of rules;
+//!   a rule's conditions live in one module (`config/conditions.rs`).
 //! * **Routing** (`route.rs`) is the whole policy as one function: the
 //!   rules, then the maintenance swap, then the upstream or its failover
 //!   pool, else 404. `serve` and `explain` both call it, so `explain` says
@@ -62,6 +62,7 @@
 //! }
 //! ```
 
+mod access_log;
 mod admin;
 mod config;
 pub mod explain;

@@ -60,9 +60,36 @@ pub fn read_sources(path: &Path) -> Result<Sources, Problem> {
             None,
         )
     })?;
-    Ok(Sources::from_text(&src, path, |list| {
-        std::fs::read(&list.file)
-    }))
+    let mut sources = Sources::from_text(&src, path, |list| std::fs::read(&list.file));
+    if let Some(p) = log_file_problem(&sources.config) {
+        sources.problems.push(p);
+    }
+    Ok(sources)
+}
+
+/// An `io` problem when `[log] access` names a file that cannot be: its
+/// directory is missing, or it is a directory. (Whether it can be opened is
+/// the writer's to find out: it keeps trying, as logrotate may be at work.)
+fn log_file_problem(config: &Config) -> Option<Problem> {
+    let crate::config::AccessTarget::File(file) = &config.log.access else {
+        return None;
+    };
+    let why = if file.is_dir() {
+        "is a directory".to_string()
+    } else {
+        match file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => format!("its directory {} does not exist", dir.display()),
+            _ => return None,
+        }
+    };
+    let problem = Problem::error(
+        "io",
+        format!("[log] access = \"{}\": {why}", file.display()),
+    );
+    Some(match &config.log_place {
+        Some(at) => problem.at(&at.file, at.line, Some(at.column)),
+        None => problem,
+    })
 }
 
 /// Compiles and lints `sources` (pure); `now` (Unix seconds) is for the

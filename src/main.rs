@@ -148,11 +148,13 @@ fn main() -> ExitCode {
 }
 
 fn serve(conf: &std::path::Path, upgrade: bool, daemon: bool) -> ExitCode {
-    // SIGHUP reloads once the server runs; until its handler is installed a
-    // SIGHUP (the default action ends the process) is ignored.
+    // SIGHUP reloads and SIGUSR1 reopens the access log once the server
+    // runs; until their handlers are installed they (whose default action
+    // ends the process) are ignored.
     // SAFETY: setting a signal disposition to SIG_IGN has no handler to race.
     unsafe {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let loaded = match load(conf) {

@@ -11,8 +11,9 @@
 
 use crate::rules::RuleRef;
 use prometheus::{
-    register_int_counter_vec, register_int_gauge, register_int_gauge_vec, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, OnceLock};
@@ -46,7 +47,16 @@ pub struct Metrics {
     pub connections: IntGaugeVec,
     pub connections_rejected: IntCounterVec,
     pub client_timeouts: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_responses: IntCounterVec,
+    pub access_log_dropped: IntCounter,
 }
+
+/// Buckets of `request_duration_seconds`: 100 µs to 10 s.
+pub const DURATION_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
 
 fn build() -> prometheus::Result<Metrics> {
     Ok(Metrics {
@@ -113,6 +123,21 @@ fn build() -> prometheus::Result<Metrics> {
             "Client connections closed for slowness, by phase: header (408) or body.",
             &["phase"]
         )?,
+        request_duration: register_histogram_vec!(
+            "pingora_redirect_request_duration_seconds",
+            "Time from the request head's first byte to the last byte of the response, by outcome.",
+            &["outcome"],
+            DURATION_BUCKETS.to_vec()
+        )?,
+        upstream_responses: register_int_counter_vec!(
+            "pingora_redirect_upstream_responses_total",
+            "Proxied responses by backend and status class (2xx ... 5xx, error when none came).",
+            &["backend", "code"]
+        )?,
+        access_log_dropped: register_int_counter!(
+            "pingora_redirect_access_log_dropped_total",
+            "Access-log lines dropped because the writer fell behind."
+        )?,
     })
 }
 
@@ -149,6 +174,26 @@ static OUTCOMES: LazyLock<Outcomes> = LazyLock::new(|| {
 /// The request outcome counters.
 pub fn outcomes() -> &'static Outcomes {
     &OUTCOMES
+}
+
+/// The `request_duration_seconds` histogram of each outcome, resolved once.
+pub fn duration_of(outcome: &str) -> &'static Histogram {
+    static BY_OUTCOME: LazyLock<[(&str, Histogram); 6]> = LazyLock::new(|| {
+        let h = &metrics().request_duration;
+        [
+            "redirect",
+            "proxy",
+            "not_found",
+            "failover",
+            "maintenance",
+            "bad_request",
+        ]
+        .map(|o| (o, h.with_label_values(&[o])))
+    });
+    let all = &*BY_OUTCOME;
+    all.iter()
+        .find(|(o, _)| *o == outcome)
+        .map_or(&all[0].1, |(_, h)| h)
 }
 
 const STATUSES: [u16; 5] = [301, 302, 303, 307, 308];

@@ -6,10 +6,13 @@
 //! for `upstream_peer`, and counts the outcome once. HTTP/1.1 pipelining is
 //! enabled so pipelined requests are answered in order; the connection
 //! guard is told when a request head has been read and when a request is
-//! over.
+//! over. `logging`, which Pingora calls for every request it parsed, records
+//! the request's duration, the backend's answer and the access-log line.
 
+use crate::access_log::{access_log, Entry};
 use crate::http::{request, response};
-use crate::route::{self, Action, Routed};
+use crate::request::Scheme;
+use crate::route::{self, Action, Outcome, Routed};
 use crate::snapshot::Shared;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -17,17 +20,26 @@ use pingora::lb::Backend;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
+use std::net::IpAddr;
+use std::time::Instant;
 
 /// The front proxy.
 pub struct FrontProxy {
     pub shared: Shared,
 }
 
-/// Per-request state.
-#[derive(Default)]
+/// Per-request state: what the access log and the latency metrics say.
 pub struct Ctx {
+    /// When the request began (its head's first byte when the guard saw it).
+    started: Instant,
     /// The backend chosen in `request_filter`.
     backend: Option<Backend>,
+    outcome: Outcome,
+    scheme: Scheme,
+    client: Option<IpAddr>,
+    rule: Option<String>,
+    location: Option<String>,
+    upstream_status: Option<u16>,
 }
 
 #[async_trait]
@@ -35,11 +47,23 @@ impl ProxyHttp for FrontProxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::default()
+        Ctx {
+            started: Instant::now(),
+            backend: None,
+            outcome: Outcome::BadRequest,
+            scheme: Scheme::Http,
+            client: None,
+            rule: None,
+            location: None,
+            upstream_status: None,
+        }
     }
 
-    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         session.as_downstream_mut().set_pipelining_enabled(true);
+        if let Some(t) = crate::guard::head_started(session) {
+            ctx.started = t;
+        }
         crate::guard::headers_read(session);
         Ok(())
     }
@@ -50,15 +74,25 @@ impl ProxyHttp for FrontProxy {
         let now = crate::unix_now();
         let routed = match request::parts(session, &snap.trusted_proxies) {
             Err(reason) => Routed::bad(400, reason),
-            Ok(parts) => route::route(&snap, &request::view(session, &parts, now)),
+            Ok(parts) => {
+                ctx.scheme = parts.scheme;
+                ctx.client = parts.client;
+                route::route(&snap, &request::view(session, &parts, now))
+            }
         };
+        ctx.outcome = routed.outcome;
+        routed.record(&snap, now);
         if let Action::Proxy(backend) = &routed.action {
             ctx.backend = Some(backend.clone());
-            routed.record(&snap, now);
             return Ok(false);
         }
         let written = response::write(session, &routed.action).await;
-        routed.record(&snap, now);
+        if let Action::Redirect(r) = routed.action {
+            if access_log().enabled() {
+                ctx.rule = r.rule.map(|rule| rule.id().to_string());
+                ctx.location = Some(r.location);
+            }
+        }
         written?;
         Ok(true)
     }
@@ -114,19 +148,75 @@ impl ProxyHttp for FrontProxy {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
+        ctx.upstream_status = Some(resp.status.as_u16());
         response::own_response(session.req_header().version, resp);
         Ok(())
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, _ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let m = crate::metrics::metrics();
         if e.is_some_and(|e| e.etype == ErrorType::ReadTimedout) {
-            crate::metrics::metrics()
-                .client_timeouts
-                .with_label_values(&["body"])
-                .inc();
+            m.client_timeouts.with_label_values(&["body"]).inc();
         }
         crate::guard::request_done(session);
+        let duration = ctx.started.elapsed();
+        let backend = ctx.backend.as_ref().map(|b| b.addr.to_string());
+        if crate::metrics::enabled() {
+            crate::metrics::duration_of(ctx.outcome.as_str()).observe(duration.as_secs_f64());
+            if let Some(b) = &backend {
+                let code = match ctx.upstream_status {
+                    Some(s @ 100..=599) => {
+                        ["1xx", "2xx", "3xx", "4xx", "5xx"][usize::from(s / 100) - 1]
+                    }
+                    _ => "error",
+                };
+                m.upstream_responses.with_label_values(&[b, code]).inc();
+            }
+        }
+        let log = access_log();
+        if !log.enabled() {
+            return;
+        }
+        let req = session.req_header();
+        let header = |name: http::header::HeaderName| req.headers.get(name).map(|v| v.as_bytes());
+        let host = req
+            .uri
+            .authority()
+            .map(|a| a.as_str().as_bytes())
+            .or_else(|| header(http::header::HOST));
+        let client = ctx.client.or_else(|| {
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip())
+        });
+        log.log(&Entry {
+            client,
+            method: Some(req.method.as_str()),
+            scheme: ctx.scheme,
+            host,
+            target: req.raw_path(),
+            protocol: match req.version {
+                http::Version::HTTP_09 => "HTTP/0.9",
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            },
+            // Nothing was written: the client went away (nginx says 499).
+            status: session
+                .response_written()
+                .map_or(499, |r| r.status.as_u16()),
+            bytes: session.body_bytes_sent(),
+            duration,
+            outcome: ctx.outcome.as_str(),
+            rule: ctx.rule.as_deref(),
+            location: ctx.location.as_deref(),
+            backend: backend.as_deref(),
+            upstream_status: ctx.upstream_status,
+            user_agent: header(http::header::USER_AGENT),
+            referer: header(http::header::REFERER),
+        });
     }
 }

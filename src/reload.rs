@@ -190,6 +190,7 @@ impl Reloader {
                         restart.join(", ")
                     );
                 }
+                crate::access_log::access_log().apply(&p.config.log);
                 let counts = p.rules.counts();
                 let n = p.rules.len();
                 retire(self.shared.swap(Arc::new(p)));
@@ -224,6 +225,13 @@ impl BackgroundService for Reloader {
                 None
             }
         };
+        let mut usr1 = match signal(SignalKind::user_defined1()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("cannot listen for SIGUSR1: {e}; the access log is not reopened on it");
+                None
+            }
+        };
         let stamps = |files: &[PathBuf]| -> Vec<Stamp> { files.iter().map(|f| stamp(f)).collect() };
         let mut files = watched_files(&self.shared.load().config);
         let mut seen = stamps(&files);
@@ -238,11 +246,20 @@ impl BackgroundService for Reloader {
                     None => std::future::pending().await,
                 }
             };
+            let usr1_recv = async {
+                match usr1.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             // The files' state before a reload reads them: a change made while
             // it runs is then still a change afterwards.
             let mut before: Option<Vec<Stamp>> = None;
             tokio::select! {
                 _ = shutdown.changed() => return,
+                _ = usr1_recv => {
+                    crate::access_log::access_log().reopen();
+                }
                 _ = hup_recv => {
                     before = Some(stamps(&files));
                     self.reload("SIGHUP").await;

@@ -87,6 +87,7 @@ pub fn run(snap: Snapshot, opts: ServeOptions) -> Result<(), String> {
     if std::env::var("PINGORA_REDIRECT_METRICS").is_ok_and(|v| v == "off") {
         crate::metrics::set_enabled(false);
     }
+    crate::access_log::access_log().apply(&cfg.log);
     let count = snap.rules.len();
     crate::metrics::set_rule_counts(snap.rules.counts());
     crate::metrics::record_start(crate::unix_now());
@@ -155,5 +156,8 @@ pub fn run(snap: Snapshot, opts: ServeOptions) -> Result<(), String> {
         cfg.server.listen,
         cfg.server.admin
     );
-    server.run_forever()
+    server.run(pingora::server::RunArgs::default());
+    // Every request has ended: what the access log holds goes out.
+    crate::access_log::access_log().finish(std::time::Duration::from_secs(2));
+    std::process::exit(0)
 }

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{free_port, poll_until, Proxy, TempDir};
+use support::{free_port, poll_until, Backend, Proxy, TempDir};
 
 const RULES: &str = r#"
 [[redirect]]
@@ -213,8 +213,12 @@ fn prometheus_counts_hits_per_rule_and_accepts_the_dashboard_and_alerts() {
     need("promtool");
     let lists = TempDir::new("lists");
     let csv = lists.write("legacy.csv", LEGACY);
+    // One backend that answers and one port where nothing listens.
+    let live = Backend::start("live");
+    let dead = format!("127.0.0.1:{}", free_port());
     let proxy = Proxy::start(&format!(
-        "{RULES}\n[[list]]\nid = \"legacy\"\nfile = {}\n",
+        "[upstream]\nbackends = [\"{}\", \"{dead}\"]\n{RULES}\n[[list]]\nid = \"legacy\"\nfile = {}\n",
+        live.addr(),
         support::toml_str(&csv.display().to_string())
     ));
 
@@ -235,7 +239,14 @@ fn prometheus_counts_hits_per_rule_and_accepts_the_dashboard_and_alerts() {
     for _ in 0..3 {
         hit(&proxy, "HEAD", "old.example.com", "/b", 302);
     }
-    hit(&proxy, "GET", "old.example.com", "/nothing", 404);
+    // Round robin over the two backends: two answers, two failures.
+    let mut proxied = BTreeMap::new();
+    for _ in 0..4 {
+        let mut c = proxy.connect();
+        c.send(b"GET /nothing HTTP/1.1\r\nHost: old.example.com\r\nConnection: close\r\n\r\n");
+        *proxied.entry(c.read_response(false).status).or_insert(0) += 1;
+    }
+    assert_eq!(proxied, BTreeMap::from([(200, 2), (502, 2)]));
     hit(&proxy, "GET", "old.example.com", "/%2e%2e/x", 400);
 
     let prom = Prometheus::start(
@@ -314,14 +325,69 @@ fn prometheus_counts_hits_per_rule_and_accepts_the_dashboard_and_alerts() {
             .unwrap_or(f64::NAN)
     };
     assert_eq!(outcome("redirect"), 18.0);
-    assert_eq!(outcome("not_found"), 1.0);
+    assert_eq!(outcome("proxy"), 4.0);
     assert_eq!(outcome("bad_request"), 1.0);
+
+    // The latency histogram counts every request once, by outcome, and its
+    // p99 falls within the buckets (100 µs to 10 s).
+    let scalar = |e: &str| -> Vec<(String, f64)> {
+        let d = prom.query(e).expect("query");
+        d["result"]
+            .as_array()
+            .expect("vector")
+            .iter()
+            .map(|s| {
+                let label = s["metric"]
+                    .as_object()
+                    .map(|m| {
+                        m.values()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                let v: f64 = s["value"][1]
+                    .as_str()
+                    .unwrap_or("nan")
+                    .parse()
+                    .unwrap_or(f64::NAN);
+                (label, v)
+            })
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect()
+    };
+    assert_eq!(
+        scalar("sum by (outcome) (pingora_redirect_request_duration_seconds_count)"),
+        // (every outcome's series exists from the first request on)
+        vec![
+            ("bad_request".to_string(), 1.0),
+            ("failover".to_string(), 0.0),
+            ("maintenance".to_string(), 0.0),
+            ("not_found".to_string(), 0.0),
+            ("proxy".to_string(), 4.0),
+            ("redirect".to_string(), 18.0)
+        ]
+    );
+    let p99 = scalar("histogram_quantile(0.99, sum by (le) (pingora_redirect_request_duration_seconds_bucket{outcome=\"redirect\"}))");
+    assert_eq!(p99.len(), 1, "{p99:?}");
+    assert!(p99[0].1 > 0.0 && p99[0].1 <= 10.0, "{p99:?}");
+    // The backends' answers, by class; the alert's ratio names the dead one.
+    assert_eq!(
+        scalar("sum by (backend, code) (pingora_redirect_upstream_responses_total)"),
+        BTreeMap::from([
+            (format!("{dead},error"), 2.0),
+            (format!("{},2xx", live.addr()), 2.0)
+        ])
+        .into_iter()
+        .collect::<Vec<_>>()
+    );
 
     // Every expression of the dashboard and of the alert rules is accepted.
     let alerts_text =
         std::fs::read_to_string(manifest_path("docs/prometheus/alerts.yml")).expect("alerts");
     let alerts = alert_exprs(&alerts_text);
-    assert_eq!(alerts.len(), 4, "{alerts:?}");
+    assert_eq!(alerts.len(), 6, "{alerts:?}");
     let dash = dashboard_exprs();
     assert!(dash.len() >= 10, "{dash:?}");
     for e in dash.iter().chain(&alerts) {
@@ -338,7 +404,7 @@ fn prometheus_counts_hits_per_rule_and_accepts_the_dashboard_and_alerts() {
             .iter()
             .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
             .collect();
-        (rules.len() == 4 && rules.iter().all(|r| r["health"] == "ok")).then_some(())
+        (rules.len() == 6 && rules.iter().all(|r| r["health"] == "ok")).then_some(())
     });
     assert!(
         healthy.is_some(),

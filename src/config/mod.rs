@@ -49,6 +49,8 @@ pub fn parse(src: &str, path: &Path) -> (Config, Vec<Problem>) {
         pools: BTreeMap::new(),
         redirects: Vec::new(),
         lists: Vec::new(),
+        log: LogConfig::default(),
+        log_place: None,
     };
     let root = match DeTable::parse(src) {
         Ok(t) => t,

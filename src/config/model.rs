@@ -218,6 +218,33 @@ pub struct PoolConfig {
     pub health_check: Option<HealthCheck>,
 }
 
+/// Where access-log lines go (`[log] access`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AccessTarget {
+    #[default]
+    Off,
+    Stdout,
+    /// A file, resolved against the configuration file's directory.
+    File(PathBuf),
+}
+
+/// How access-log lines are written (`[log] format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// The nginx/Apache combined format and four fields more.
+    #[default]
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub access: AccessTarget,
+    pub format: LogFormat,
+}
+
 /// A whole configuration file, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -230,4 +257,7 @@ pub struct Config {
     pub pools: BTreeMap<String, PoolConfig>,
     pub redirects: Vec<RedirectRule>,
     pub lists: Vec<ListSpec>,
+    pub log: LogConfig,
+    /// Where `[log] access` was written, for problems with its file.
+    pub log_place: Option<Place>,
 }

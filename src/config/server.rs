@@ -1,7 +1,7 @@
 //! The `[server]` and `[defaults]` sections, and the top level that hands
 //! each section to its reader.
 
-use super::model::{Config, Defaults, ServerConfig};
+use super::model::{AccessTarget, Config, Defaults, LogConfig, LogFormat, Place, ServerConfig};
 use super::reader::Reader;
 use ipnet::IpNet;
 use std::path::PathBuf;
@@ -16,7 +16,9 @@ const ROOT_KEYS: &[&str] = &[
     "pools",
     "redirect",
     "list",
+    "log",
 ];
+const LOG_KEYS: &[&str] = &["access", "format"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "admin",
@@ -52,6 +54,11 @@ impl Reader<'_> {
                 "defaults" => {
                     if let Some(t) = self.table(v, "[defaults]", None) {
                         self.defaults(t, &mut cfg.defaults);
+                    }
+                }
+                "log" => {
+                    if let Some(t) = self.table(v, "[log]", None) {
+                        cfg.log_place = self.log(t, &mut cfg.log);
                     }
                 }
                 "upstream" => {
@@ -214,5 +221,46 @@ impl Reader<'_> {
                 _ => self.unknown(k, DEFAULTS_KEYS, None, "[defaults]"),
             }
         }
+    }
+
+    /// `[log]`; returns where `access` names a file.
+    pub(super) fn log(&mut self, t: &DeTable<'_>, log: &mut LogConfig) -> Option<Place> {
+        let mut place = None;
+        for (k, v) in t.iter() {
+            match k.get_ref().as_ref() {
+                "access" => {
+                    if let Some(a) = self.string(v, "access", None) {
+                        log.access = match a.as_str() {
+                            "off" => AccessTarget::Off,
+                            "stdout" => AccessTarget::Stdout,
+                            "" => {
+                                self.bad(
+                                    v,
+                                    None,
+                                    "`access` is \"off\", \"stdout\" or a file path".into(),
+                                );
+                                continue;
+                            }
+                            path => {
+                                place = Some(self.place(&v.span()));
+                                AccessTarget::File(self.base.join(path))
+                            }
+                        };
+                    }
+                }
+                "format" => match self.string(v, "format", None).as_deref() {
+                    Some("combined") => log.format = LogFormat::Combined,
+                    Some("json") => log.format = LogFormat::Json,
+                    Some(other) => self.bad(
+                        v,
+                        None,
+                        format!("`format` = \"{other}\" is not \"combined\" or \"json\""),
+                    ),
+                    None => {}
+                },
+                _ => self.unknown(k, LOG_KEYS, None, "[log]"),
+            }
+        }
+        place
     }
 }

@@ -5,7 +5,8 @@
 //! tiers are visited in precedence order: the exact host, the wildcard
 //! suffixes from the longest to the shortest, then the rules without a host.
 //! Inside a tier: the exact path, the longest prefix cut at a `/`, then the
-//! regex rules in file order among the candidates of the tier's prefilter. A
+//! regex rules in file order among those the tier's one-scan union says
+//! match. A
 //! rule whose conditions do not hold is skipped and the search goes on.
 
 use super::set::*;

@@ -14,8 +14,9 @@
 //!   lookup probes the key cut at each `/` from the longest to the shortest. The
 //!   keys live in one string arena, so a million rules cost one allocation
 //!   each for the arena and the table, not several per rule.
-//! * **Regex rules** go through the tier's `RegexTier`: one Aho-Corasick pass
-//!   selects the candidates, which run in file order.
+//! * **Regex rules** go through the tier's `RegexTier`: one scan of one lazy
+//!   DFA over every pattern of the tier says which match; the first in file
+//!   order whose conditions hold runs alone for its groups.
 //! * **Conditions** are kept once per distinct set and tested only for the
 //!   rules that have some ([`crate::config::Conditions`]).
 //!

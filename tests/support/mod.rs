@@ -7,6 +7,7 @@
 //! * `client.rs`: a byte-exact raw HTTP/1.1 client and the metrics reader;
 //! * `backend.rs`: a recording HTTP/1.1 test backend that can be stopped and
 //!   restarted on the same port;
+//! * `process.rs`: the `serve` processes under /proc, and signals to them;
 //! * `two_errors.rs`: configurations with errors in two load phases.
 //!
 //! Everything here is bounded: every wait has a deadline, every loop a count,
@@ -17,10 +18,12 @@
 pub mod backend;
 pub mod client;
 pub mod fixtures;
+pub mod process;
 pub mod proxy;
 pub mod two_errors;
 
 pub use backend::*;
 pub use client::*;
 pub use fixtures::*;
+pub use process::*;
 pub use proxy::*;
