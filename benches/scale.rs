@@ -1,7 +1,8 @@
 //! Scale report: `decide()` latency percentiles, compile time, resident
 //! memory per rule and lint time at 1k, 100k and 1M rules, and regex rules at
 //! 100 and 10,000 of three shapes: a literal each, one literal shared by all,
-//! no literal at all.
+//! no literal at all; and 1,000 rules on one path told apart by the value of
+//! a header (`match_headers`), the A/B and beta shape of conditions.
 //!
 //! `cargo bench --bench scale` prints a Markdown table (see docs/benchmarks.md).
 //! Each lookup is timed on its own with `Instant` (the timer's own cost,
@@ -10,7 +11,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use pingora_redirect::{compile, read_sources, Decision};
+use pingora_redirect::{compile, read_sources, Decision, RequestView, Scheme, Sources};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,7 @@ fn main() {
         drop(set);
         let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
     }
+    header_variants(1_000, overhead);
     for shape in common::Regexes::ALL {
         for &n in regexes {
             let conf = common::write_regexes(shape, n);
@@ -168,4 +170,56 @@ fn main() {
             let _ = std::fs::remove_dir_all(conf.parent().expect("dir"));
         }
     }
+}
+
+/// `n` rules on one host and path, each with `match_headers = { "X-Variant"
+/// = "vI" }`, then one without a condition; requests carry a variant from 0
+/// to n + n/10 (a tenth match no variant and fall through to the last rule).
+fn header_variants(n: usize, overhead: u64) {
+    let mut config = String::new();
+    for i in 0..n {
+        config.push_str(&format!(
+            "[[redirect]]\nid = \"v{i}\"\nhost = \"a.example\"\npath = \"/home\"\nto = \"https://b.example/v{i}\"\nmatch_headers = {{ \"X-Variant\" = \"v{i}\" }}\n\n"
+        ));
+    }
+    config.push_str("[[redirect]]\nid = \"rest\"\nhost = \"a.example\"\npath = \"/home\"\nto = \"https://b.example/\"\n");
+    let t = Instant::now();
+    let sources = Sources::from_text(&config, std::path::Path::new("variants.toml"), |_| {
+        Ok(Vec::new())
+    });
+    assert!(sources.problems.is_empty());
+    let (set, problems) = compile(&sources);
+    assert!(problems.is_empty(), "{:?}", problems.first());
+    let compile = t.elapsed();
+    let t = Instant::now();
+    let _ = set.lint(0);
+    let lint_time = t.elapsed();
+    let headers: Vec<http::HeaderMap> = (0..4096)
+        .map(|i| {
+            let mut h = http::HeaderMap::new();
+            h.insert("user-agent", "Mozilla/5.0".parse().expect("value"));
+            h.insert("accept", "*/*".parse().expect("value"));
+            let v = (i * 7919) % (n + n / 10);
+            h.insert("x-variant", format!("v{v}").parse().expect("value"));
+            h
+        })
+        .collect();
+    let (lat, hits) = measure(
+        |i| {
+            let view = RequestView::new("GET", Scheme::Https, Some("a.example"), b"/home", None)
+                .with_headers(&headers[i & 4095]);
+            matches!(set.decide(&view), Decision::Redirect(r) if r.rule.id() != "rest")
+        },
+        overhead,
+    );
+    println!(
+        "| {n} | one path, match_headers values | {} | {} | – | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}% |",
+        secs(compile),
+        secs(lint_time),
+        lat.p50,
+        lat.p99,
+        lat.p999,
+        lat.mean,
+        100.0 * hits as f64 / SAMPLES as f64
+    );
 }

@@ -8,6 +8,7 @@
 //! split by `http::Uri` and not normalised: the path reaches the rules
 //! exactly as a client would send it.
 
+use crate::config::{methods, Facts};
 use crate::request::{forwarded, RequestView, Scheme};
 use crate::route::{route, Action, Outcome, Reply};
 use crate::rules::RuleRef;
@@ -98,6 +99,42 @@ pub fn explain_json(snap: &Snapshot, q: &Question, now: i64) -> Value {
     .with_headers(&q.headers)
     .at(now);
     let routed = route(snap, &view);
+    let mut v = answer_json(snap, &routed);
+    // The rules whose host and path matched but whose conditions did not
+    // hold, and the conditions of the rule that answered: why this request
+    // got (or did not get) a redirect.
+    let facts = Facts {
+        method: methods::bit(&q.method).unwrap_or(0),
+        scheme: Some(scheme),
+        now: Some(now),
+        request: Some(&view),
+    };
+    let conditions = |rule: &RuleRef<'_>| -> Value {
+        rule.conditions()
+            .each(&facts, rule.id())
+            .into_iter()
+            .map(|(condition, held)| json!({"condition": condition, "held": held}))
+            .collect()
+    };
+    let considered = snap.rules.considered(&view);
+    let skipped: Vec<Value> = considered
+        .iter()
+        .filter(|(_, held)| !held)
+        .map(|(rule, _)| json!({"rule": rule.id(), "conditions": conditions(rule)}))
+        .collect();
+    if let Some((rule, true)) = considered.last() {
+        let c = conditions(rule);
+        if c.as_array().is_some_and(|a| !a.is_empty()) && v.get("rule") == Some(&json!(rule.id())) {
+            v["conditions"] = c;
+        }
+    }
+    if !skipped.is_empty() {
+        v["skipped"] = Value::Array(skipped);
+    }
+    v
+}
+
+fn answer_json(snap: &Snapshot, routed: &crate::route::Routed<'_>) -> Value {
     let outcome = routed.outcome;
     let maintenance_backends = || {
         snap.config
@@ -136,8 +173,41 @@ pub fn explain_json(snap: &Snapshot, q: &Question, now: i64) -> Value {
     }
 }
 
-/// The same answer as one line of text.
+/// The same answer as text: one line, then a line for each condition of the
+/// answering rule and for each rule skipped because a condition failed.
 pub fn explain_text(v: &Value) -> String {
+    let mut text = answer_text(v);
+    let held = |c: &Value| {
+        if c["held"] == json!(true) {
+            "held"
+        } else {
+            "failed"
+        }
+    };
+    for c in v["conditions"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "\n  condition {}: {}",
+            c["condition"].as_str().unwrap_or(""),
+            held(c)
+        ));
+    }
+    for s in v["skipped"].as_array().into_iter().flatten() {
+        let parts: Vec<String> = s["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| format!("{}: {}", c["condition"].as_str().unwrap_or(""), held(c)))
+            .collect();
+        text.push_str(&format!(
+            "\n  skipped rule \"{}\": {}",
+            s["rule"].as_str().unwrap_or(""),
+            parts.join("; ")
+        ));
+    }
+    text
+}
+
+fn answer_text(v: &Value) -> String {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     match s("outcome").as_str() {
         "redirect" | "failover" if v["status"] == json!(503) => format!(

@@ -18,7 +18,7 @@
 //! when no target is healthy. Health is set by [`crate::health`].
 
 use crate::config::{HashKey, HealthCheck, PoolConfig, Selection};
-use crate::request::RequestView;
+use crate::request::stable_hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// One target of a pool.
@@ -53,24 +53,6 @@ pub struct Pool {
     pub health_check: Option<HealthCheck>,
     counter: AtomicU64,
     total_weight: u64,
-}
-
-/// FNV-1a over `parts`, then the SplitMix64 finaliser: a fixed, portable hash.
-pub fn stable_hash(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in *part {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
 }
 
 impl Pool {
@@ -165,32 +147,11 @@ pub fn target_endpoint(base: &str) -> Option<(String, u16, bool)> {
     Some((host.to_string(), port, tls))
 }
 
-/// The bytes a pool with `selection = "hash"` hashes for `req`: the client
-/// address, or the value of a header or a cookie (the client address when
-/// the request has no such header or cookie).
-pub fn hash_key(key: &HashKey, req: &RequestView<'_>) -> Vec<u8> {
-    let ip = || {
-        req.client
-            .map(|c| c.to_string().into_bytes())
-            .unwrap_or_default()
-    };
-    match key {
-        HashKey::ClientIp => ip(),
-        HashKey::Header(name) => req.header(name).map(<[u8]>::to_vec).unwrap_or_else(ip),
-        HashKey::Cookie(name) => req
-            .cookies()
-            .flat_map(cookie::Cookie::split_parse)
-            .filter_map(Result::ok)
-            .find(|c| c.name() == name)
-            .map(|c| c.value().as_bytes().to_vec())
-            .unwrap_or_else(ip),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::PoolTarget;
+    use crate::request::{hash_key, RequestView};
 
     fn pool(sel: Selection, targets: &[(&str, u32)]) -> Pool {
         Pool::new(&PoolConfig {

@@ -40,6 +40,10 @@ pub struct Ctx {
     rule: Option<String>,
     location: Option<String>,
     upstream_status: Option<u16>,
+    /// Whether the access log was on when the request arrived: a request
+    /// is logged by the `[log]` in force then, whatever a reload does
+    /// before it ends.
+    logged: bool,
 }
 
 #[async_trait]
@@ -56,6 +60,7 @@ impl ProxyHttp for FrontProxy {
             rule: None,
             location: None,
             upstream_status: None,
+            logged: access_log().enabled(),
         }
     }
 
@@ -88,7 +93,7 @@ impl ProxyHttp for FrontProxy {
         }
         let written = response::write(session, &routed.action).await;
         if let Action::Redirect(r) = routed.action {
-            if access_log().enabled() {
+            if ctx.logged {
                 ctx.rule = r.rule.map(|rule| rule.id().to_string());
                 ctx.location = Some(r.location);
             }
@@ -176,7 +181,7 @@ impl ProxyHttp for FrontProxy {
             }
         }
         let log = access_log();
-        if !log.enabled() {
+        if !ctx.logged || !log.enabled() {
             return;
         }
         let req = session.req_header();

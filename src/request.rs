@@ -106,6 +106,65 @@ impl<'a> RequestView<'a> {
     }
 }
 
+/// What a pool with `selection = "hash"`, or a rule's `sample_key`, hashes on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HashKey {
+    ClientIp,
+    /// A header name, lowercase.
+    Header(String),
+    Cookie(String),
+}
+
+impl std::fmt::Display for HashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashKey::ClientIp => f.write_str("client_ip"),
+            HashKey::Header(h) => write!(f, "header:{h}"),
+            HashKey::Cookie(c) => write!(f, "cookie:{c}"),
+        }
+    }
+}
+
+/// FNV-1a over `parts`, then the SplitMix64 finaliser: a fixed, portable hash.
+pub fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in *part {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The bytes a pool with `selection = "hash"` (or a sampled rule) hashes for `req`: the client
+/// address, or the value of a header or a cookie (the client address when
+/// the request has no such header or cookie).
+pub fn hash_key(key: &HashKey, req: &RequestView<'_>) -> Vec<u8> {
+    let ip = || {
+        req.client
+            .map(|c| c.to_string().into_bytes())
+            .unwrap_or_default()
+    };
+    match key {
+        HashKey::ClientIp => ip(),
+        HashKey::Header(name) => req.header(name).map(<[u8]>::to_vec).unwrap_or_else(ip),
+        HashKey::Cookie(name) => req
+            .cookies()
+            .flat_map(cookie::Cookie::split_parse)
+            .filter_map(Result::ok)
+            .find(|c| c.name() == name)
+            .map(|c| c.value().as_bytes().to_vec())
+            .unwrap_or_else(ip),
+    }
+}
+
 /// Is `ip` one of `nets`?
 fn trusted(ip: Option<IpAddr>, nets: &[IpNet]) -> bool {
     ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip)))

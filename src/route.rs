@@ -13,8 +13,8 @@
 use crate::location;
 use crate::matcher::path::remove_dot_segments;
 use crate::metrics;
-use crate::pool::{hash_key, Pool};
-use crate::request::RequestView;
+use crate::pool::Pool;
+use crate::request::{hash_key, RequestView};
 use crate::rules::{Decision, RuleRef};
 use crate::snapshot::{MaintenanceMode, Snapshot};
 use http::HeaderValue;

@@ -763,12 +763,19 @@ fn explain_list_row() {
             "status": 302,
             "location": "https://b.example/shop/z?q=1",
             "source": "http://a.example/cat",
-            "line": 2
+            "line": 2,
+            "conditions": [{"condition": "scheme http", "held": true}]
         })
     );
-    // Its scheme condition: https does not match.
+    // Its scheme condition: https does not match, and explain says so.
     let v = explain_json(&dir, "explain.toml", &[], "https://a.example/cat/z");
-    assert_eq!(v, json!({"outcome": "not_found"}));
+    assert_eq!(
+        v,
+        json!({
+            "outcome": "not_found",
+            "skipped": [{"rule": "legacy", "conditions": [{"condition": "scheme http", "held": false}]}]
+        })
+    );
 }
 
 #[test]
@@ -952,7 +959,11 @@ status = 307
             "outcome": "redirect",
             "rule": "form-any",
             "status": 307,
-            "location": "https://t.example/form-any"
+            "location": "https://t.example/form-any",
+            "skipped": [{
+                "rule": "get-only",
+                "conditions": [{"condition": "methods GET, HEAD", "held": false}]
+            }]
         })
     );
 }

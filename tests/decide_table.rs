@@ -10,7 +10,9 @@
 //! * `request`: `method` (default `GET`), `scheme` (default `https`), `host`
 //!   (absent: the request has no Host), `path` (raw), `query` (raw, without
 //!   `?`; absent: no `?` at all), `now` (Unix seconds, default 1_800_000_000),
-//!   `pad_path_to` (append `a` bytes to the path up to this length).
+//!   `pad_path_to` (append `a` bytes to the path up to this length),
+//!   `headers` (`[["Name", "value"], …]`, in order, a name may repeat; the
+//!   raw `\xHH` notation works in values), `client` (the client address).
 //!   In `path` and `query`, `\xHH` stands for the raw byte HH and `\\` for one
 //!   backslash; any other `\` is literal.
 //! * `expect`: `outcome` = `redirect` | `pool` | `no_match` | `bad_request`.
@@ -57,6 +59,9 @@ struct Req {
     query: Option<String>,
     now: Option<i64>,
     pad_path_to: Option<usize>,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    client: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,7 +163,17 @@ fn check_case(case: &Case, index: usize) -> Result<(), String> {
         }
     }
     let query = r.query.as_deref().map(raw_bytes).transpose()?;
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &r.headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| format!("header name {name:?}: {e}"))?;
+        let value = http::HeaderValue::from_bytes(&raw_bytes(value)?)
+            .map_err(|e| format!("header value {value:?}: {e}"))?;
+        headers.append(name, value);
+    }
     let view = RequestView::new(&method, scheme, r.host.as_deref(), &path, query.as_deref())
+        .from_client(r.client)
+        .with_headers(&headers)
         .at(r.now.unwrap_or(DEFAULT_NOW));
     let decision = set.decide(&view);
 

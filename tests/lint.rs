@@ -1629,3 +1629,140 @@ fn fixture_paths_are_inside_the_temp_dir() {
     assert!(fx.dir.starts_with(std::env::temp_dir()));
     assert!(Path::new(&fx.file(CFG)).starts_with(&fx.dir));
 }
+
+// ───────────────────────── request conditions and sampling ─────────────────────────
+
+#[test]
+fn rules_told_apart_by_a_header_value_are_neither_duplicate_nor_shadowed() {
+    let fx = Fixture::new();
+    let l = fx.load(
+        r#"[[redirect]]
+id = "a"
+path = "/x"
+to = "/a"
+match_headers = { "X-Variant" = "a" }
+
+[[redirect]]
+id = "b"
+path = "/x"
+to = "/b"
+match_headers = { "x-variant" = "b" }
+
+[[redirect]]
+id = "rest"
+path = "/x"
+to = "/c"
+"#,
+    );
+    assert_clean(&l);
+}
+
+#[test]
+fn the_same_header_condition_twice_is_a_duplicate_whatever_the_name_case() {
+    let fx = Fixture::new();
+    let l = fx.load(
+        r#"[[redirect]]
+id = "a"
+path = "/x"
+to = "/a"
+match_headers = { "X-Variant" = "a", "X-Team" = true }
+
+[[redirect]]
+id = "b"
+path = "/x"
+to = "/b"
+match_headers = { "x-team" = true, "x-variant" = "a" }
+"#,
+    );
+    error(&l, "duplicate_rule", &fx.file(CFG), 7, Some("b"));
+}
+
+#[test]
+fn an_unconditional_rule_shadows_a_conditional_one_after_it() {
+    let fx = Fixture::new();
+    let l = fx.load(
+        r#"[[redirect]]
+id = "all"
+path = "/x"
+to = "/a"
+
+[[redirect]]
+id = "beta"
+path = "/x"
+to = "/b"
+match_cookies = { beta = true }
+sample = 50
+"#,
+    );
+    warning(&l, "shadowed", &fx.file(CFG), 6, "beta");
+}
+
+#[test]
+fn bad_condition_values_have_their_places() {
+    let fx = Fixture::new();
+    let l = fx.load(
+        r#"[[redirect]]
+id = "h"
+path = "/h"
+to = "/a"
+match_headers = { "X Bad" = "1" }
+
+[[redirect]]
+id = "c"
+path = "/c"
+to = "/a"
+match_client = ["10.0.0.0/8", "10.0.0.300/8"]
+
+[[redirect]]
+id = "s"
+path = "/s"
+to = "/a"
+sample = 100.5
+
+[[redirect]]
+id = "k"
+path = "/k"
+to = "/a"
+sample = 5
+sample_key = "ip"
+
+[[redirect]]
+id = "v"
+path = "/v"
+to = "/a"
+match_query = { q = 1 }
+
+[[redirect]]
+id = "w"
+path = "/w"
+to = "/a"
+sample_key = "client_ip"
+"#,
+    );
+    let bad: Vec<(u32, Option<u32>, &str)> = l
+        .problems
+        .iter()
+        .map(|p| {
+            assert_eq!(p.code, "bad_value", "{}", dump(&l));
+            assert_eq!(p.file.as_deref(), Some(fx.file(CFG).as_str()));
+            (
+                p.line.unwrap_or(0),
+                p.column,
+                p.rule.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        bad,
+        vec![
+            (5, Some(19), "h"),
+            (11, Some(31), "c"),
+            (17, Some(10), "s"),
+            (24, Some(14), "k"),
+            (30, Some(21), "v"),
+            (36, Some(14), "w"),
+        ],
+        "{}",
+        dump(&l)
+    );
+}

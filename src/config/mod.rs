@@ -16,7 +16,7 @@ mod routing;
 mod rules;
 mod server;
 
-pub use conditions::{methods, Conditions, Facts};
+pub use conditions::{methods, Conditions, Facts, Want};
 pub use model::*;
 
 use crate::problem::{LineIndex, Problem};

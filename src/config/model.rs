@@ -29,13 +29,7 @@ pub enum Selection {
     Hash,
 }
 
-/// What a pool with `selection = "hash"` hashes on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HashKey {
-    ClientIp,
-    Header(String),
-    Cookie(String),
-}
+pub use crate::request::HashKey;
 
 /// A health check of backends or pool targets.
 #[derive(Debug, Clone, PartialEq, Eq)]

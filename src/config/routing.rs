@@ -316,7 +316,7 @@ impl Reader<'_> {
     }
 }
 
-fn parse_hash_key(s: &str) -> Option<HashKey> {
+pub(super) fn parse_hash_key(s: &str) -> Option<HashKey> {
     if s == "client_ip" {
         return Some(HashKey::ClientIp);
     }

@@ -25,6 +25,12 @@ const REDIRECT_KEYS: &[&str] = &[
     "case_insensitive",
     "active_from",
     "active_until",
+    "match_headers",
+    "match_cookies",
+    "match_query",
+    "match_client",
+    "sample",
+    "sample_key",
     "cache_control",
     "retry_after",
     "headers",
@@ -312,6 +318,7 @@ impl Reader<'_> {
             rule.keep_suffix = false;
         }
         ok &= self.check_conditions(&conditions, v, rid);
+        ok &= self.finish_sample(&mut conditions, rid);
         rule.conditions = conditions.conditions;
         ok.then_some(rule)
     }

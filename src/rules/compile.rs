@@ -104,6 +104,8 @@ pub fn compile(sources: &Sources) -> (RuleSet, Vec<Problem>) {
                 .collect(),
             has_upstream: cfg.upstream.is_some(),
             counts: RuleCounts::default(),
+            switches: Vec::new(),
+            switch_at: FastMap::default(),
         },
         problems: Vec::new(),
         regex: vec![None],
@@ -144,6 +146,7 @@ pub fn compile(sources: &Sources) -> (RuleSet, Vec<Problem>) {
             ),
         ));
     }
+    c.find_switches();
     let mut set = c.set;
     for (i, b) in c.regex.into_iter().enumerate() {
         if let Some(b) = b {
@@ -493,8 +496,26 @@ impl Compiler {
             key = self.push_str(&k);
         }
 
+        // A redirect that depends on the request beyond its URL must not be
+        // reused for another client: it names what it varies on and is not
+        // stored unless the rule says how (docs/configuration.md, "Conditions").
+        let conditional = n.conditions.reads_request();
+        let mut vary: Vec<&str> = n
+            .conditions
+            .headers
+            .iter()
+            .map(|(h, _)| h.as_str())
+            .collect();
+        if !n.conditions.cookies.is_empty() {
+            vary.push("cookie");
+        }
+        let cache_control = match n.cache_control {
+            None if conditional => Some("no-store"),
+            c => c,
+        };
         let needs_extra = template.is_some()
-            || n.cache_control.is_some()
+            || cache_control.is_some()
+            || !vary.is_empty()
             || n.retry_after.is_some()
             || !n.headers.is_empty()
             || regex.is_some()
@@ -503,12 +524,13 @@ impl Compiler {
         let extra = if needs_extra {
             self.set.extras.push(Extra {
                 template,
-                cache_control: n.cache_control.map(Into::into),
+                cache_control: cache_control.map(Into::into),
                 retry_after: n.retry_after,
                 headers: n
                     .headers
                     .iter()
                     .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                    .chain((!vary.is_empty()).then(|| ("Vary".into(), vary.join(", ").into())))
                     .collect(),
                 regex_local: NONE,
                 pool: pool_index,

@@ -10,6 +10,7 @@
 //! rule whose conditions do not hold is skipped and the search goes on.
 
 use super::set::*;
+use super::switch::Switch;
 use crate::config::{methods, Facts, Scheme};
 use crate::location::{self, Vars};
 use crate::matcher::host::{normalize_host, HostError};
@@ -17,6 +18,7 @@ use crate::matcher::path::{key as path_key, key_offset_to_path, lower_key, remov
 use crate::matcher::regex_tier::run;
 use crate::request::RequestView;
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 /// Longest path (as received, without the query) that is served: longer is 414.
 pub const MAX_PATH: usize = 8192;
@@ -102,7 +104,10 @@ struct Prepared<'a> {
     key: Cow<'a, str>,
     key_lc: Option<Cow<'a, str>>,
     /// What the rules' conditions are tested against.
-    facts: Facts,
+    facts: Facts<'a>,
+    /// For `explain`: every rule whose host and path matched, and whether
+    /// its conditions held.
+    trace: Option<&'a RefCell<Vec<(u32, bool)>>>,
 }
 
 /// A match: the rule and, for prefix rules, where the suffix starts in the key.
@@ -113,11 +118,23 @@ struct Hit {
 }
 
 impl RuleSet {
-    fn holds(&self, r: &Rule, req: &Prepared<'_>, apex_mode: bool) -> bool {
+    /// Whether rule `index` answers `req` (its apex flag and conditions).
+    fn check(&self, index: u32, req: &Prepared<'_>, apex_mode: bool) -> bool {
+        let r = &self.rules[index as usize];
         if apex_mode && r.flags & APEX_OK == 0 {
             return false;
         }
-        r.cond == 0 || self.conditions[r.cond as usize].holds(&req.facts)
+        r.cond == 0
+            || self.conditions[r.cond as usize].holds(&req.facts, &self.labels[r.label as usize].id)
+    }
+
+    /// [`check`](Self::check), and the trace for `explain`.
+    fn holds(&self, index: u32, req: &Prepared<'_>, apex_mode: bool) -> bool {
+        let held = self.check(index, req, apex_mode);
+        if let Some(trace) = req.trace {
+            trace.borrow_mut().push((index, held));
+        }
+        held
     }
 
     /// The first rule of two chains (case-sensitive and -insensitive) whose
@@ -130,13 +147,53 @@ impl RuleSet {
                 &mut b
             };
             let i = *take;
-            let r = &self.rules[i as usize];
-            *take = r.next;
-            if self.holds(r, req, apex_mode) {
+            if self.rules[i as usize].flags & SWITCH != 0 {
+                let sw = &self.switches[self.switch_at[&i] as usize];
+                match self.switch_pick(sw, req, apex_mode) {
+                    // The first rule of the run that holds: tested below
+                    // when its turn comes (the other chain may come first).
+                    Some(pick) if pick != i => {
+                        *take = pick;
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        *take = sw.after;
+                        continue;
+                    }
+                }
+            }
+            *take = self.rules[i as usize].next;
+            if self.holds(i, req, apex_mode) {
                 return Some(i);
             }
         }
         None
+    }
+
+    /// The first rule of a header run (`switch.rs`) that holds for `req`:
+    /// only the rules that the request's values of the header name are
+    /// checked. Without a request (the lint) the run's first rule.
+    fn switch_pick(&self, sw: &Switch, req: &Prepared<'_>, apex_mode: bool) -> Option<u32> {
+        let Some(view) = req.facts.request else {
+            return sw.by_value.values().min().copied();
+        };
+        let mut best: Option<u32> = None;
+        let mut consider = |value: &[u8]| {
+            if let Some(&c) = sw.by_value.get(value.trim_ascii()) {
+                if best.is_none_or(|b| c < b) && self.check(c, req, apex_mode) {
+                    best = Some(c);
+                }
+            }
+        };
+        for field in view.headers.into_iter().flat_map(|h| h.get_all(&sw.header)) {
+            let field = field.as_bytes();
+            consider(field);
+            if field.contains(&b',') {
+                field.split(|&b| b == b',').for_each(&mut consider);
+            }
+        }
+        best
     }
 
     fn match_tier(
@@ -203,7 +260,7 @@ impl RuleSet {
             for &local in scratch.iter() {
                 let idx = rt.rule(local);
                 let r = &self.rules[idx as usize];
-                if !self.holds(r, req, apex_mode) {
+                if !self.holds(idx, req, apex_mode) {
                     continue;
                 }
                 let re = rt.regex(local);
@@ -253,6 +310,27 @@ impl RuleSet {
     /// Decides what to do with one request (docs/configuration.md, "Matching"
     /// and "The Location").
     pub fn decide<'r>(&'r self, req: &RequestView<'_>) -> Decision<'r> {
+        self.decide_traced(req, None)
+    }
+
+    /// The rules `decide` tried for `req`, in order (their host and path
+    /// matched), and whether each one's conditions held: the last that held
+    /// answered.
+    pub fn considered<'r>(&'r self, req: &RequestView<'_>) -> Vec<(RuleRef<'r>, bool)> {
+        let trace = RefCell::new(Vec::new());
+        self.decide_traced(req, Some(&trace));
+        trace
+            .into_inner()
+            .into_iter()
+            .map(|(index, held)| (RuleRef { set: self, index }, held))
+            .collect()
+    }
+
+    fn decide_traced<'r>(
+        &'r self,
+        req: &RequestView<'_>,
+        trace: Option<&RefCell<Vec<(u32, bool)>>>,
+    ) -> Decision<'r> {
         if req.path.len() > MAX_PATH {
             return Decision::BadRequest(BadRequest {
                 status: 414,
@@ -293,7 +371,9 @@ impl RuleSet {
                 method: methods::bit(req.method).unwrap_or(0),
                 scheme: Some(req.scheme),
                 now: Some(req.now),
+                request: Some(req),
             },
+            trace,
         };
         // `key` borrows from `path`, which lives in `prepared`: compute it owned
         // only when the path needs rewriting.
@@ -428,7 +508,9 @@ impl RuleSet {
                 method: methods::bit(method).unwrap_or(0),
                 scheme,
                 now: None,
+                request: None,
             },
+            trace: None,
         };
         self.lookup(&mut p).map(|h| h.rule)
     }

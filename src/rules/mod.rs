@@ -18,7 +18,9 @@
 //!   DFA over every pattern of the tier says which match; the first in file
 //!   order whose conditions hold runs alone for its groups.
 //! * **Conditions** are kept once per distinct set and tested only for the
-//!   rules that have some ([`crate::config::Conditions`]).
+//!   rules that have some ([`crate::config::Conditions`]); a run of rules
+//!   on one path told apart by one header's value is one hash lookup
+//!   (`switch.rs`).
 //!
 //! The files: `set.rs` the layout and [`RuleRef`]; `compile.rs` the
 //! pure compiler; `chains.rs` duplicates and shadowing; `decide.rs` the
@@ -33,6 +35,7 @@ mod compile;
 mod decide;
 pub(crate) mod lint;
 mod set;
+mod switch;
 
 pub use compile::compile;
 pub use decide::{BadRequest, Decision, PoolRedirect, Redirect};

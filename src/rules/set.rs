@@ -30,6 +30,8 @@ pub(super) const CASE_INSENSITIVE: u16 = 1 << 3;
 pub(super) const ABSOLUTE: u16 = 1 << 4;
 pub(super) const POOL: u16 = 1 << 5;
 pub(super) const TEMPLATE: u16 = 1 << 6;
+/// The first rule of a run of rules told apart by one header (`switch.rs`).
+pub(super) const SWITCH: u16 = 1 << 7;
 pub(super) const APEX_OK: u16 = 1 << 8;
 pub(super) const NEEDS_GROUPS: u16 = 1 << 9;
 /// Where the path kind sits in `flags` (0 exact, 1 prefix, 2 regex).
@@ -143,6 +145,10 @@ pub struct RuleSet {
     pub(super) pools: Vec<PoolInfo>,
     pub(super) has_upstream: bool,
     pub(super) counts: RuleCounts,
+    /// Runs of rules told apart by one header's value, and the first rule
+    /// of each (flagged [`SWITCH`]) → its index in `switches`.
+    pub(super) switches: Vec<super::switch::Switch>,
+    pub(super) switch_at: FastMap<u32, u32>,
 }
 
 /// A rule, as seen from outside: its id, place and metrics label.
@@ -234,6 +240,12 @@ impl<'r> RuleRef<'r> {
     /// `file:line` of the rule.
     pub fn place(&self) -> String {
         format!("{}:{}", self.file(), self.line())
+    }
+    /// The target as configured (percent-encoded), for a rule that is not
+    /// a pool rule and has no `${…}` template.
+    pub fn target(&self) -> Option<&'r str> {
+        let r = self.rule();
+        (r.flags & (POOL | TEMPLATE) == 0).then(|| self.set.span(r.target))
     }
     /// Whether it sends clients to a pool.
     pub fn is_pool(&self) -> bool {
