@@ -64,6 +64,7 @@
 
 mod access_log;
 mod admin;
+pub mod audit;
 mod config;
 pub mod explain;
 pub mod guard;

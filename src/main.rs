@@ -1,5 +1,5 @@
-//! The `pingora-redirect` command line: `serve`, `check` and `explain`,
-//! nothing else; each is a few calls into the library.
+//! The `pingora-redirect` command line: `serve`, `check`, `explain` and
+//! `audit`, nothing else; each is a few calls into the library.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use pingora_redirect::explain::{explain_json, explain_text, split_url, Question};
@@ -30,6 +30,14 @@ struct Cli {
 enum Format {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum AuditFormat {
+    Text,
+    Json,
+    Csv,
+    Markdown,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +82,22 @@ enum Command {
         /// The request URL: its scheme and host are the request's scheme and Host.
         url: String,
     },
+    /// Join the rules with their use: inventory and findings.
+    Audit {
+        #[arg(short = 'c', long = "conf")]
+        conf: PathBuf,
+        /// The admin /metrics URL of a running instance (repeatable).
+        #[arg(long = "metrics", conflicts_with = "prometheus")]
+        metrics: Vec<String>,
+        /// A Prometheus server that scrapes the instances.
+        #[arg(long)]
+        prometheus: Option<String>,
+        /// How far back Prometheus is asked (with --prometheus).
+        #[arg(long, default_value = "30d")]
+        window: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: AuditFormat,
+    },
 }
 
 fn print_problems(problems: &[Problem]) {
@@ -89,7 +113,8 @@ fn load(conf: &std::path::Path) -> Result<Loaded, Problem> {
 const USAGE: &str = "Usage:
   pingora-redirect serve   -c FILE [--upgrade] [--daemon]
   pingora-redirect check   -c FILE [--format text|json] [--strict]
-  pingora-redirect explain -c FILE [--method M] [--header 'Name: value']... [--client ADDR] [--format text|json] URL";
+  pingora-redirect explain -c FILE [--method M] [--header 'Name: value']... [--client ADDR] [--format text|json] URL
+  pingora-redirect audit   -c FILE (--metrics URL... | --prometheus URL) [--window DURATION] [--format text|json|csv|markdown]";
 
 /// The snapshot of a configuration that loaded; exit 1 (with the reason)
 /// when a backend address cannot be used.
@@ -144,6 +169,80 @@ fn main() -> ExitCode {
             format,
             url,
         } => explain(&conf, &method, &headers, &client, format, &url),
+        Command::Audit {
+            conf,
+            metrics,
+            prometheus,
+            window,
+            format,
+        } => audit(&conf, &metrics, prometheus.as_deref(), &window, format),
+    }
+}
+
+fn audit(
+    conf: &std::path::Path,
+    metrics: &[String],
+    prometheus: Option<&str>,
+    window: &str,
+    format: AuditFormat,
+) -> ExitCode {
+    use pingora_redirect::audit;
+    if metrics.is_empty() == prometheus.is_none() {
+        return usage_error("audit takes --metrics URL (one or more) or --prometheus URL");
+    }
+    let window = match humantime::parse_duration(window) {
+        Ok(w) if !w.is_zero() => w,
+        _ => {
+            return usage_error(&format!(
+                "--window \"{window}\" is not a duration such as 30d or 12h"
+            ))
+        }
+    };
+    let loaded = match load(conf) {
+        Ok(l) => l,
+        Err(p) => {
+            eprintln!("{p}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(set) = &loaded.rules else {
+        print_problems(&loaded.problems);
+        eprintln!("{}: does not load; nothing to audit", conf.display());
+        return ExitCode::from(1);
+    };
+    let usage = match prometheus {
+        Some(url) => audit::from_prometheus(url, window),
+        None => audit::from_metrics(metrics),
+    };
+    let usage = match usage {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let a = audit::Audit::new(
+        &loaded.config,
+        set,
+        &loaded.problems,
+        &usage,
+        pingora_redirect::unix_now(),
+    );
+    let format = match format {
+        AuditFormat::Text => audit::Format::Text,
+        AuditFormat::Json => audit::Format::Json,
+        AuditFormat::Csv => audit::Format::Csv,
+        AuditFormat::Markdown => audit::Format::Markdown,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    match audit::write(&a, format, &mut out).and_then(|()| std::io::Write::flush(&mut out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing the report: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

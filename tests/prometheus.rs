@@ -12,9 +12,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{free_port, poll_until, Backend, Proxy, TempDir};
+use support::{free_port, need, poll_until, Backend, Prometheus, Proxy, TempDir};
 
 const RULES: &str = r#"
 [[redirect]]
@@ -36,98 +36,6 @@ const LEGACY: &str = "old.example.com/a,https://www.example.com/a,301\nold.examp
 
 fn manifest_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn need(tool: &str) {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "`{tool}` is not installed: run scripts/test.sh, which installs Debian's prometheus package");
-}
-
-/// A Prometheus server on loopback, stopped on drop.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    rt: tokio::runtime::Runtime,
-    _dir: TempDir,
-}
-
-impl Prometheus {
-    fn start(target_port: u16, rule_file: &Path) -> Prometheus {
-        let dir = TempDir::new("prometheus");
-        let port = free_port();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {:?}\nscrape_configs:\n  - job_name: pingora-redirect\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n",
-            rule_file.display().to_string()
-        );
-        let config_path = dir.write("prometheus.yml", &config);
-        let log = std::fs::File::create(dir.path.join("prometheus.log")).expect("log file");
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let p = Prometheus {
-            child,
-            port,
-            rt,
-            _dir: dir,
-        };
-        let ready = poll_until(Duration::from_secs(30), || {
-            p.get("/-/ready").ok().filter(|(s, _)| *s == 200)
-        });
-        assert!(ready.is_some(), "prometheus did not become ready");
-        p
-    }
-
-    fn get(&self, path_and_query: &str) -> Result<(u16, String), String> {
-        let url = format!("http://127.0.0.1:{}{path_and_query}", self.port);
-        self.rt.block_on(async {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .map_err(|e| e.to_string())?;
-            let r = client.get(&url).send().await.map_err(|e| e.to_string())?;
-            let status = r.status().as_u16();
-            let body = r.text().await.map_err(|e| e.to_string())?;
-            Ok((status, body))
-        })
-    }
-
-    /// Runs an instant query; `Err` carries Prometheus's error.
-    fn query(&self, expr: &str) -> Result<Value, String> {
-        let q: String = url::form_urlencoded::byte_serialize(expr.as_bytes()).collect();
-        let (status, body) = self.get(&format!("/api/v1/query?query={q}"))?;
-        let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
-        if status == 200 && v["status"] == "success" {
-            Ok(v["data"].clone())
-        } else {
-            Err(format!("{status}: {}", v["error"]))
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Sends `GET path` with `host` and expects `status`.
@@ -250,8 +158,8 @@ fn prometheus_counts_hits_per_rule_and_accepts_the_dashboard_and_alerts() {
     hit(&proxy, "GET", "old.example.com", "/%2e%2e/x", 400);
 
     let prom = Prometheus::start(
-        proxy.admin_port,
-        &manifest_path("docs/prometheus/alerts.yml"),
+        &[proxy.admin_port],
+        Some(&manifest_path("docs/prometheus/alerts.yml")),
     );
 
     let want: BTreeMap<String, f64> = [("docs", 7.0), ("about", 4.0), ("legacy", 7.0)]

@@ -315,7 +315,9 @@ fn sample_text(s: &Sample) -> String {
     format!("sample {pct}% by {}", s.key)
 }
 
-fn rfc3339(t: i64) -> String {
+/// `2026-12-01T00:00:00Z` for Unix seconds (the seconds themselves when out
+/// of range).
+pub(crate) fn rfc3339(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
         .and_then(|d| {

@@ -16,6 +16,7 @@ mod routing;
 mod rules;
 mod server;
 
+pub(crate) use conditions::rfc3339;
 pub use conditions::{methods, Conditions, Facts, Want};
 pub use model::*;
 

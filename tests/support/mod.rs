@@ -8,6 +8,7 @@
 //! * `backend.rs`: a recording HTTP/1.1 test backend that can be stopped and
 //!   restarted on the same port;
 //! * `process.rs`: the `serve` processes under /proc, and signals to them;
+//! * `prometheus.rs`: a real Prometheus scraping the test proxies;
 //! * `two_errors.rs`: configurations with errors in two load phases.
 //!
 //! Everything here is bounded: every wait has a deadline, every loop a count,
@@ -19,6 +20,7 @@ pub mod backend;
 pub mod client;
 pub mod fixtures;
 pub mod process;
+pub mod prometheus;
 pub mod proxy;
 pub mod two_errors;
 
@@ -26,4 +28,5 @@ pub use backend::*;
 pub use client::*;
 pub use fixtures::*;
 pub use process::*;
+pub use prometheus::*;
 pub use proxy::*;
