@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
-# Reload benchmark: time from SIGHUP to a new 1,000,000-rule set answering,
-# and request latency (p99) while it is compiled and swapped in, against the
-# steady state, at the same offered load: wrk (on CPU 1) sends from 16
-# connections, each waiting DELAY_MS between requests (about 10k requests/s,
-# a fraction of what one server thread answers, so the latency measured is
-# not queueing behind a saturated thread). The server (threads = 1) is not
-# pinned; the reload compiles on its own low-priority thread. Loopback only;
+# Reload benchmark, beside a 1,000,000-row list (threads = 1):
+#
+# - MODE=list (the default): the list file changes; time from SIGHUP to the
+#   new set answering, and request latency (p99) meanwhile against the
+#   steady state at the same offered load.
+# - MODE=flip: `[maintenance] enabled` flips ROUNDS times (the list does not
+#   change, so the compiled rules are kept); time from each SIGHUP to the
+#   flip answering.
+#
+# By default wrk (on CPU 1) sends from 16 connections, each waiting
+# DELAY_MS between requests (about 10k requests/s, a fraction of what one
+# server thread answers) and the server is not pinned. SATURATE=1 pins the
+# server to CPU 0 (as a container limited to one CPU) and has wrk send as
+# fast as 64 connections can, so that core is never idle. Loopback only;
 # every run is bounded.
 #
-#   bash benches/reload.sh            # DURATION=10s RULES=1000000 DELAY_MS=1
+#   bash benches/reload.sh                          # DURATION=10s RULES=1000000 DELAY_MS=1
+#   SATURATE=1 bash benches/reload.sh
+#   MODE=flip SATURATE=1 bash benches/reload.sh     # ROUNDS=5
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 RULES=${RULES:-1000000}
 DELAY_MS=${DELAY_MS:-1}
+MODE=${MODE:-list}
+SATURATE=${SATURATE:-0}
+ROUNDS=${ROUNDS:-5}
+CONNECTIONS=16
+PIN=()
+if [ "$SATURATE" = 1 ]; then
+  DELAY_MS=0
+  CONNECTIONS=64
+  PIN=(taskset -c 0)
+fi
 bash scripts/ensure-deps.sh wrk:wrk
 cargo build --release --bin pingora-redirect >/dev/null 2>&1 || cargo build --release --bin pingora-redirect
 
@@ -44,10 +63,18 @@ grace_period = "1s"
 upgrade_sock = "$work/upgrade.sock"
 pid_file = "$work/pid"
 
+[pools.backup]
+targets = ["https://backup.example"]
+
+[maintenance]
+enabled = MAINTENANCE
+redirect_pool = "backup"
+
 [[list]]
 id = "bulk"
 file = "rules.csv"
 TOML
+sed -i 's/MAINTENANCE/false/' "$work/bench.toml"
 cat >"$work/requests.lua" <<LUA
 local n = $RULES
 math.randomseed(777)
@@ -55,12 +82,12 @@ request = function()
   local j = math.random(0, n - 1)
   return wrk.format("GET", "/old/" .. j .. "/page.html", { ["Host"] = "h" .. (j % 1000) .. ".example.com" })
 end
-delay = function()
-  return $DELAY_MS
-end
 LUA
+if [ "$DELAY_MS" != 0 ]; then
+  printf 'delay = function()\n  return %s\nend\n' "$DELAY_MS" >>"$work/requests.lua"
+fi
 
-RUST_LOG=warn target/release/pingora-redirect serve -c "$work/bench.toml" 2>"$work/log" &
+RUST_LOG=info "${PIN[@]}" target/release/pingora-redirect serve -c "$work/bench.toml" 2>"$work/log" &
 pid=$!
 deadline=$((SECONDS + 120))
 until curl -fs -o /dev/null "http://127.0.0.1:$admin/readyz"; do
@@ -72,10 +99,40 @@ probe() { curl -s -o /dev/null -w '%{redirect_url}' -H 'Host: h7.example.com' "h
 p99() { awk '$1 == "99%" {print $2}' "$1"; }
 rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 
-taskset -c 1 wrk -t1 -c16 -d"$DURATION" --latency -s "$work/requests.lua" "http://127.0.0.1:$port/" >"$work/steady.out"
+load() { taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/requests.lua" "http://127.0.0.1:$port/"; }
+
+if [ "$MODE" = flip ]; then
+  flip_probe() { curl -s -o /dev/null -w '%{http_code}' -H 'Host: h7.example.com' "http://127.0.0.1:$port/elsewhere"; }
+  load >"$work/flip.out" &
+  wrk_pid=$!
+  sleep 2
+  times=()
+  for ((r = 1; r <= ROUNDS; r++)); do
+    if ((r % 2)); then to=true; want=307; else to=false; want=404; fi
+    sed "s/^enabled = .*/enabled = $to/" "$work/bench.toml" >"$work/bench.toml.new"
+    mv "$work/bench.toml.new" "$work/bench.toml"
+    start=$(date +%s%N)
+    kill -HUP "$pid"
+    until [ "$(flip_probe)" = "$want" ]; do
+      if (($(date +%s%N) - start > 60000000000)); then echo "the flip never answered" >&2; exit 1; fi
+    done
+    times+=($((($(date +%s%N) - start) / 1000000)))
+    sleep 0.5
+  done
+  wait "$wrk_pid"
+  sorted=$(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')
+  median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+  echo "| run | requests/s | p99 latency | non-3xx | SIGHUP → flip answering, ms (median; all) |"
+  echo "|---|---|---|---|---|"
+  echo "| maintenance flips, saturate=$SATURATE | $(awk '/Requests\/sec/ {print $2}' "$work/flip.out") | $(awk '$1 == "99%" {print $2}' "$work/flip.out") | $(awk '/Non-2xx or 3xx/ {print $5}' "$work/flip.out") | $median; $sorted|"
+  grep -o 'rules [a-z]*, in force after [0-9]* ms' "$work/log" | sed 's/^/  log: /' >&2 || true
+  exit 0
+fi
+
+load >"$work/steady.out"
 
 # Under load: swap the list for b.csv and send SIGHUP two seconds in.
-taskset -c 1 wrk -t1 -c16 -d"$DURATION" --latency -s "$work/requests.lua" "http://127.0.0.1:$port/" >"$work/reload.out" &
+load >"$work/reload.out" &
 wrk_pid=$!
 sleep 2
 cp "$work/b.csv" "$work/rules.csv.new" && mv "$work/rules.csv.new" "$work/rules.csv"
@@ -91,5 +148,6 @@ non3xx=$(awk '/Non-2xx or 3xx/ {print $5}' "$work/reload.out")
 
 echo "| run | requests/s | p99 latency | non-3xx | SIGHUP → new $RULES-rule set answering |"
 echo "|---|---|---|---|---|"
+grep -o 'rules [a-z]*, in force after [0-9]* ms' "$work/log" | sed 's/^/  log: /' >&2 || true
 echo "| steady state | $(rps "$work/steady.out") | $(p99 "$work/steady.out") | 0 | – |"
 echo "| reload during the run | $(rps "$work/reload.out") | $(p99 "$work/reload.out") | ${non3xx:-0} | $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f s", b - a }') |"

@@ -50,7 +50,13 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub upstream_responses: IntCounterVec,
     pub access_log_dropped: IntCounter,
+    pub config_reload_duration: HistogramVec,
 }
+
+/// Buckets of `config_reload_duration_seconds`: 1 ms to 5 min.
+pub const RELOAD_BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
 
 /// Buckets of `request_duration_seconds`: 100 µs to 10 s.
 pub const DURATION_BUCKETS: [f64; 16] = [
@@ -122,6 +128,12 @@ fn build() -> prometheus::Result<Metrics> {
             "pingora_redirect_client_timeouts_total",
             "Client connections closed for slowness, by phase: header (408) or body.",
             &["phase"]
+        )?,
+        config_reload_duration: register_histogram_vec!(
+            "pingora_redirect_config_reload_duration_seconds",
+            "Time from a reload's start to the new configuration in force, by whether the rules were kept or compiled (failed reloads included).",
+            &["rules"],
+            RELOAD_BUCKETS.to_vec()
         )?,
         request_duration: register_histogram_vec!(
             "pingora_redirect_request_duration_seconds",
@@ -272,8 +284,18 @@ pub fn record_start(now: i64) {
     let m = metrics();
     m.config_reloads.with_label_values(&["success"]);
     m.config_reloads.with_label_values(&["failure"]);
+    m.config_reload_duration.with_label_values(&["kept"]);
+    m.config_reload_duration.with_label_values(&["compiled"]);
     m.config_last_reload_successful.set(1);
     m.config_last_reload_success_timestamp.set(now);
+}
+
+/// Records how long a reload took; `rules` is `kept` or `compiled`.
+pub fn record_reload_duration(rules: &str, took: std::time::Duration) {
+    metrics()
+        .config_reload_duration
+        .with_label_values(&[rules])
+        .observe(took.as_secs_f64());
 }
 
 /// Records the result of a reload.

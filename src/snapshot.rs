@@ -115,7 +115,12 @@ fn retry_after(cfg: &Config) -> u32 {
 
 /// Everything a request needs.
 pub struct Snapshot {
-    pub rules: RuleSet,
+    /// Shared with the previous snapshot when a reload changed nothing the
+    /// rules are compiled from (`rules_key`).
+    pub rules: Arc<RuleSet>,
+    pub(crate) rules_key: Option<u64>,
+    /// The list files the rules were compiled from, as they were read.
+    pub(crate) list_files: Vec<crate::load::ListFile>,
     /// Per-rule metric handles of these rules.
     pub(crate) counters: RuleCounters,
     /// The pools the rules and the routing name, with their health.
@@ -135,6 +140,17 @@ impl Snapshot {
     /// The snapshot of a configuration and its compiled rules. `Err` when a
     /// backend address cannot be used.
     pub fn new(config: Config, rules: RuleSet) -> Result<Snapshot, String> {
+        Snapshot::with_rules(config, Arc::new(rules), None, Vec::new())
+    }
+
+    /// The snapshot of a configuration with rules already compiled (kept
+    /// from the previous snapshot by a reload).
+    pub(crate) fn with_rules(
+        config: Config,
+        rules: Arc<RuleSet>,
+        rules_key: Option<u64>,
+        list_files: Vec<crate::load::ListFile>,
+    ) -> Result<Snapshot, String> {
         let routing = Routing::new(&config)?;
         let pools = config
             .pools
@@ -144,6 +160,8 @@ impl Snapshot {
         Ok(Snapshot {
             counters: RuleCounters::new(rules.label_count()),
             rules,
+            rules_key,
+            list_files,
             pools,
             routing,
             trusted_proxies: config.server.trusted_proxies.clone(),
@@ -160,7 +178,12 @@ impl Snapshot {
     /// (with its errors) or a backend address cannot be used.
     pub fn from_loaded(loaded: Loaded) -> Result<Snapshot, String> {
         match loaded.rules {
-            Some(rules) => Snapshot::new(loaded.config, rules),
+            Some(rules) => Snapshot::with_rules(
+                loaded.config,
+                Arc::new(rules),
+                Some(loaded.rules_key),
+                loaded.list_files,
+            ),
             None => Err(loaded
                 .errors()
                 .map(ToString::to_string)

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{
     catches, expect_metric, find_serve, has_exited, metric, poll_until, proxy_pid, send_signal,
-    server_section, Backend, Proxy, RawResponse, BIN, IO_TIMEOUT, POLL, SIGHUP, SIGQUIT,
-    START_DEADLINE,
+    server_section, toml_str, Backend, Proxy, RawResponse, TempDir, BIN, IO_TIMEOUT, POLL, SIGHUP,
+    SIGQUIT, START_DEADLINE,
 };
 
 /// How long a reload (SIGHUP or a watched change) may take to show.
@@ -1484,4 +1484,84 @@ fn a_pool_target_added_by_reload_is_checked_before_it_gets_clients() {
             "request {i} went to an unchecked target"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// 7. What a reload keeps
+
+/// `n` rows of list `tag`, and row `changed` (if any) sent elsewhere.
+fn list_rows(tag: &str, n: usize, changed: Option<usize>) -> String {
+    (0..n)
+        .map(|i| {
+            let to = if Some(i) == changed {
+                format!("https://changed.example/{tag}/{i}")
+            } else {
+                format!("https://new.example/{tag}/{i}")
+            };
+            format!("reload.test/{tag}/{i},{to},301\n")
+        })
+        .collect()
+}
+
+#[test]
+fn a_maintenance_flip_keeps_the_compiled_rules_and_a_list_edit_changes_only_its_row() {
+    const ROWS: usize = 100_000;
+    let a = Backend::start("a");
+    let lists = TempDir::new("reload-lists");
+    lists.write("one.csv", &list_rows("one", ROWS, None));
+    let two = lists.write("two.csv", &list_rows("two", ROWS, None));
+    let sections = |maintenance: bool| {
+        format!(
+            "[pools.backup]\ntargets = [\"https://backup1.example.net\"]\n\n\
+             [upstream]\nbackends = [\"{}\"]\n\n\
+             [maintenance]\nenabled = {maintenance}\nredirect_pool = \"backup\"\n\n\
+             [[list]]\nid = \"one\"\nfile = {}\n\n[[list]]\nid = \"two\"\nfile = {}\n",
+            a.addr(),
+            toml_str(&lists.path.join("one.csv").display().to_string()),
+            toml_str(&two.display().to_string()),
+        )
+    };
+    let proxy = Proxy::start(&sections(false));
+    let (port, admin) = (proxy.port, proxy.admin_port);
+    let pid = proxy_pid(&proxy);
+    let row = |tag: &str, i: usize| redirect_of(port, &format!("/{tag}/{i}"));
+    let moved = |host: &str, tag: &str, i: usize| (301, Some(format!("https://{host}/{tag}/{i}")));
+    assert_eq!(get(port, "/elsewhere").status, 200);
+    assert_eq!(row("one", 5), moved("new.example", "one", 5));
+
+    // The flip: nothing the rules are compiled from changed; they are kept.
+    rewrite(&proxy, "", &sections(true));
+    hup_and_wait(pid, admin, SUCCESS, 1);
+    let r = get(port, "/elsewhere");
+    assert_eq!(
+        (r.status, r.header("location")),
+        (307, Some("https://backup1.example.net/elsewhere"))
+    );
+    assert_eq!(row("one", 5), moved("new.example", "one", 5));
+    let line = expect_stderr_line(&proxy, 0, &["reload (SIGHUP)", "rules kept"]);
+    assert!(line.contains(&format!("{} rules kept", 2 * ROWS)), "{line}");
+    let kept = r#"pingora_redirect_config_reload_duration_seconds_count{rules="kept"}"#;
+    let compiled = r#"pingora_redirect_config_reload_duration_seconds_count{rules="compiled"}"#;
+    expect_metric(admin, kept, Some(1.0));
+    expect_metric(admin, compiled, Some(0.0));
+
+    // One row of the second list changes: everything is compiled again,
+    // and that row alone answers differently.
+    let before = proxy.stderr().len();
+    replace_file(&two, &list_rows("two", ROWS, Some(7)));
+    hup_and_wait(pid, admin, SUCCESS, 2);
+    expect_stderr_line(&proxy, before, &["reload (SIGHUP)", "rules compiled"]);
+    expect_metric(admin, compiled, Some(1.0));
+    assert_eq!(row("two", 7), moved("changed.example", "two", 7));
+    for (tag, i) in [("two", 6), ("two", 8), ("one", 7), ("two", ROWS - 1)] {
+        assert_eq!(row(tag, i), moved("new.example", tag, i));
+    }
+    // Maintenance is still on, and a file rewritten with the same bytes
+    // keeps the rules again.
+    assert_eq!(get(port, "/elsewhere").status, 307);
+    let before = proxy.stderr().len();
+    replace_file(&two, &list_rows("two", ROWS, Some(7)));
+    hup_and_wait(pid, admin, SUCCESS, 3);
+    expect_stderr_line(&proxy, before, &["reload (SIGHUP)", "rules kept"]);
+    expect_metric(admin, kept, Some(2.0));
 }
