@@ -8,6 +8,9 @@
 #   bash benches/load.sh                         # every workload, 10 s per run, 3 rounds
 #   WORKLOADS="exact-1k regex-shared-10k" DURATION=5s ROUNDS=5 bash benches/load.sh
 #   WORKLOADS=log-1k bash benches/load.sh        # the access log off, combined, json
+#   BASE=/path/to/older/pingora-redirect WORKLOADS=exact-1k bash benches/load.sh
+#                                                # also serve exact and regex workloads with an
+#                                                # older build, for a before/after ratio
 #
 # Workloads: exact-1k, exact-1m (Cloudflare list / nginx `map` / HAProxy
 # `map_str`), prefix-1m (the suffix kept; pingora-redirect only: nginx needs
@@ -243,6 +246,15 @@ CONF
 # One entry per server and workload: name, port, rules, lua, pid, ready.
 
 names=(); declare -A port rules lua pid ready workload
+add_base() { # dir probe workload n: the BASE build too, when given
+  [ -n "${BASE:-}" ] || return 0
+  local keep=$BIN
+  BIN=$BASE
+  start_pr "$1" on "$2"
+  BIN=$keep
+  add "pingora-redirect, BASE build|$3" "$3" "$4"
+}
+
 add() { # name workload n (after a start_*)
   local name=$1
   names+=("$name"); workload[$name]=$2
@@ -259,6 +271,7 @@ for w in $WORKLOADS; do
       probe="/old/0/page.html"
       if [ "$w" = exact-1k ]; then start_bare; add "bare Pingora 307|$w" "$w" $n; fi
       start_pr "$d" on "$probe"; add "pingora-redirect|$w" "$w" $n
+      add_base "$d" "$probe" "$w" $n
       if [ "$w" = exact-1m ]; then start_pr "$d" off "$probe"; add "pingora-redirect, metrics off|$w" "$w" $n; fi
       start_nginx "$d" map "$probe"; add "nginx map|$w" "$w" $n
       start_haproxy "$d" map_str base "$probe"; add "HAProxy map_str|$w" "$w" $n
@@ -284,6 +297,7 @@ for w in $WORKLOADS; do
       esac
       gen_regex "$shape" "$n" "$d"
       start_pr "$d" on "$probe"; add "pingora-redirect|$w" "$w" $n
+      add_base "$d" "$probe" "$w" $n
       start_nginx "$d" regex "$probe"; add "nginx location ~|$w" "$w" $n
       start_haproxy "$d" map_regm path "$probe"; add "HAProxy map_regm|$w" "$w" $n
       ;;
