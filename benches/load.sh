@@ -8,6 +8,7 @@
 #   bash benches/load.sh                         # every workload, 10 s per run, 3 rounds
 #   WORKLOADS="exact-1k regex-shared-10k" DURATION=5s ROUNDS=5 bash benches/load.sh
 #   WORKLOADS=log-1k bash benches/load.sh        # the access log off, combined, json
+#   WORKLOADS="tls-1k tls-handshake-1k" bash benches/load.sh   # HTTPS: keep-alive, a handshake per request
 #   BASE=/path/to/older/pingora-redirect WORKLOADS=exact-1k bash benches/load.sh
 #                                                # also serve exact and regex workloads with an
 #                                                # older build, for a before/after ratio
@@ -19,8 +20,12 @@
 # `/article/`), regex-noliteral-10k (`^.[a-z]{A}[0-9]{B}$`, no literal at all)
 # (nginx `location ~`, HAProxy `map_regm`); log-1k is exact-1k served three
 # times by pingora-redirect: access log off, `combined` to a file, `json` to
-# a file (the writer thread on the same core). It installs wrk, nginx-light and
-# haproxy with apt-get when they are missing; every run is bounded by -d.
+# a file (the writer thread on the same core); tls-1k is exact-1k over HTTPS
+# with keep-alive and tls-handshake-1k the same with `Connection: close`, a
+# full TLS handshake per request (one self-signed ECDSA P-256 certificate
+# for every server, made with the openssl command). It installs wrk,
+# nginx-light and haproxy with apt-get when they are missing; every run is
+# bounded by -d.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +33,7 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-3}
 WORKLOADS=${WORKLOADS:-"exact-1k exact-1m prefix-1m regex-1k regex-shared-10k regex-noliteral-10k"}
-bash scripts/ensure-deps.sh wrk:wrk nginx:nginx-light haproxy:haproxy curl:curl
+bash scripts/ensure-deps.sh wrk:wrk nginx:nginx-light haproxy:haproxy curl:curl openssl:openssl
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 # The production build (`[profile.dist]`: LTO), for both servers alike.
@@ -82,6 +87,19 @@ gen_exact() { # n dir
   printf '[[list]]\nid = "bulk"\nfile = "rules.csv"\n' >"$2/rules.toml"
 }
 
+# Every TLS server picks from the same TLS 1.3 suites in the same order (the
+# Mozilla intermediate one, which pingora-redirect uses with the server's
+# preference), so all of them negotiate TLS_AES_128_GCM_SHA256 with wrk.
+TLS13_SUITES=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+
+# One certificate for every TLS server: *.example.com, ECDSA P-256.
+gen_cert() { # dir
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+    -subj /CN=h0.example.com -addext "subjectAltName=DNS:*.example.com,DNS:localhost" \
+    -keyout "$1/tls.key" -out "$1/tls.pem" 2>/dev/null
+  cat "$1/tls.pem" "$1/tls.key" >"$1/haproxy.pem"
+}
+
 # Prefix rules with the suffix kept: hJ.example.com/dir/J -> https://new.example.com/d/J
 gen_prefix() { # n dir
   awk -v n="$1" -v d="$2" 'BEGIN {
@@ -114,12 +132,15 @@ gen_regex() { # shape n dir
 lua_for() { # workload n -> script path
   local f="$work/$1.lua"
   case "$1" in
-    exact-* | log-*) cat >"$f" <<'LUA'
+    exact-* | log-* | tls-*) cat >"$f" <<'LUA'
 local n = tonumber(os.getenv("RULES"))
+local close = os.getenv("CLOSE") == "1"
 math.randomseed(12345)
 request = function()
   local j = math.random(0, n - 1)
-  return wrk.format("GET", "/old/" .. j .. "/page.html", { ["Host"] = "h" .. (j % 1000) .. ".example.com" })
+  local h = { ["Host"] = "h" .. (j % 1000) .. ".example.com" }
+  if close then h["Connection"] = "close" end
+  return wrk.format("GET", "/old/" .. j .. "/page.html", h)
 end
 LUA
     ;;
@@ -168,13 +189,14 @@ LUA
 # Servers: each sets PORT, READY (seconds to its first answer) and LAST_PID
 # (for the RSS and the stop); they run in this shell, not a subshell.
 
-start_pr() { # dir metrics(on|off) probe-path [log section]
-  local dir=$1 port admin t0
-  port=$(free_port); admin=$(free_port)
+start_pr() { # dir metrics(on|off) probe-path [more sections: PORT, TLSPORT replaced]
+  local dir=$1 port admin t0 more=${4:-}
+  port=$(free_port); admin=$(free_port); TLSPORT=$(free_port)
+  more=${more//TLSPORT/$TLSPORT}
   sed -i '/^\[server\]/,/^$/d' "$dir/rules.toml"
   { printf '[server]\nlisten = ["127.0.0.1:%s"]\nadmin = "127.0.0.1:%s"\nthreads = 1\ngrace_period = "1s"\n' "$port" "$admin"
     printf 'upgrade_sock = "%s/upgrade-%s.sock"\npid_file = "%s/pid-%s"\n\n' "$dir" "$port" "$dir" "$port"
-    [ -z "${4:-}" ] || printf '%s\n\n' "${4//PORT/$port}"
+    [ -z "$more" ] || printf '%s\n\n' "${more//PORT/$port}"
     cat "$dir/rules.toml"; } >"$dir/bench-$port.toml"
   t0=$(date +%s%N)
   PINGORA_REDIRECT_METRICS=$2 RUST_LOG=warn taskset -c 0 "$BIN" serve -c "$dir/bench-$port.toml" 2>"$dir/pr-$port.log" &
@@ -182,18 +204,29 @@ start_pr() { # dir metrics(on|off) probe-path [log section]
   READY=$(wait_answer "http://127.0.0.1:$port$3" "$t0" 300 "$LAST_PID")
 }
 
-start_bare() {
-  local port t0
+start_bare() { # [dir with tls.pem and tls.key: serve HTTPS too]
+  local port t0 tls=()
   port=$(free_port); t0=$(date +%s%N)
-  RUST_LOG=warn taskset -c 0 "$BARE" "127.0.0.1:$port" 1 2>"$work/bare.log" &
+  if [ -n "${1:-}" ]; then TLSPORT=$(free_port); tls=("127.0.0.1:$TLSPORT" "$1/tls.pem" "$1/tls.key"); fi
+  RUST_LOG=warn taskset -c 0 "$BARE" "127.0.0.1:$port" 1 "${tls[@]}" 2>"$work/bare.log" &
   pids+=($!); LAST_PID=$!; PORT=$port
   READY=$(wait_answer "http://127.0.0.1:$port/" "$t0" 30 "$LAST_PID")
 }
 
-start_nginx() { # dir kind(map|regex) probe-path
+start_nginx() { # dir kind(map|regex|tls) probe-path
   local dir=$1 port t0 body
   port=$(free_port)
-  if [ "$2" = map ]; then
+  if [ "$2" = tls ]; then
+    # TLS on one port, plain HTTP on the next for the readiness probe.
+    TLSPORT=$(free_port)
+    body="map_hash_max_size 4194304; map_hash_bucket_size 128;
+  map \$host\$uri \$target { include $dir/nginx-map.conf; }
+  ssl_certificate $dir/tls.pem; ssl_certificate_key $dir/tls.key;
+  ssl_protocols TLSv1.2 TLSv1.3; ssl_prefer_server_ciphers on;
+  ssl_conf_command Ciphersuites $TLS13_SUITES;
+  server { listen 127.0.0.1:$TLSPORT ssl http2; listen 127.0.0.1:$port;
+    location / { if (\$target) { return 301 \$target; } return 404; } }"
+  elif [ "$2" = map ]; then
     body="map_hash_max_size 4194304; map_hash_bucket_size 128;
   map \$host\$uri \$target { include $dir/nginx-map.conf; }
   server { listen 127.0.0.1:$port; location / { if (\$target) { return 301 \$target; } return 404; } }"
@@ -218,9 +251,13 @@ CONF
   READY=$(wait_answer "http://127.0.0.1:$port$3" "$t0" 600 "$LAST_PID")
 }
 
-start_haproxy() { # dir converter(map_str|map_regm) fetch(base|path) probe-path
-  local dir=$1 port t0
+start_haproxy() { # dir converter(map_str|map_regm) fetch(base|path) probe-path [tls]
+  local dir=$1 port t0 tls_bind=""
   port=$(free_port)
+  if [ "${5:-}" = tls ]; then
+    TLSPORT=$(free_port)
+    tls_bind="  bind 127.0.0.1:$TLSPORT ssl crt $dir/haproxy.pem alpn h2,http/1.1 ciphersuites $TLS13_SUITES"
+  fi
   cat >"$dir/haproxy-$port.cfg" <<CONF
 global
   nbthread 1
@@ -232,6 +269,7 @@ defaults
   timeout connect 5s
 frontend bench
   bind 127.0.0.1:$port
+$tls_bind
   http-request set-var(txn.target) $3,$2($dir/haproxy.map)
   http-request redirect location %[var(txn.target)] code 301 if { var(txn.target) -m found }
   http-request return status 404
@@ -245,7 +283,7 @@ CONF
 # ---------------------------------------------------------------------------
 # One entry per server and workload: name, port, rules, lua, pid, ready.
 
-names=(); declare -A port rules lua pid ready workload
+names=(); declare -A port rules lua pid ready workload url close
 add_base() { # dir probe workload n: the BASE build too, when given
   [ -n "${BASE:-}" ] || return 0
   local keep=$BIN
@@ -260,6 +298,11 @@ add() { # name workload n (after a start_*)
   names+=("$name"); workload[$name]=$2
   port[$name]=$PORT; ready[$name]=$READY
   rules[$name]=$3; lua[$name]=$(lua_for "$2" "$3"); pid[$name]=$LAST_PID
+  url[$name]="http://127.0.0.1:$PORT/"; close[$name]=0
+  case "$2" in
+    tls-*) url[$name]="https://127.0.0.1:$TLSPORT/" ;;
+  esac
+  [ "$2" != tls-handshake-1k ] || close[$name]=1
 }
 
 for w in $WORKLOADS; do
@@ -285,6 +328,20 @@ for w in $WORKLOADS; do
       start_pr "$d" on "$probe" $'[log]\naccess = "access-PORT.log"\nformat = "json"'
       add "pingora-redirect, access log json|$w" "$w" 1000
       ;;
+    tls-1k | tls-handshake-1k)
+      gen_exact 1000 "$d"; gen_cert "$d"
+      probe="/old/0/page.html"
+      start_bare "$d"; add "bare Pingora 307 (Pingora's TLS listener)|$w" "$w" 1000
+      start_pr "$d" on "$probe" "[tls]
+listen = [\"127.0.0.1:TLSPORT\"]
+
+[[certificate]]
+cert = \"tls.pem\"
+key = \"tls.key\""
+      add "pingora-redirect|$w" "$w" 1000
+      start_nginx "$d" tls "$probe"; add "nginx map|$w" "$w" 1000
+      start_haproxy "$d" map_str base "$probe" tls; add "HAProxy map_str|$w" "$w" 1000
+      ;;
     prefix-1m)
       gen_prefix 1000000 "$d"
       start_pr "$d" on /dir/0/a; add "pingora-redirect|$w" "$w" 1000000
@@ -308,8 +365,8 @@ done
 declare -A results
 for ((r = 1; r <= ROUNDS; r++)); do
   for name in "${names[@]}"; do
-    RULES=${rules[$name]} taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency \
-      -s "${lua[$name]}" "http://127.0.0.1:${port[$name]}/" >"$work/wrk.out" 2>&1 || true
+    RULES=${rules[$name]} CLOSE=${close[$name]} taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency \
+      -s "${lua[$name]}" "${url[$name]}" >"$work/wrk.out" 2>&1 || true
     rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
     p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.out")
     bad=$(awk '/Non-2xx or 3xx/ {print $5}' "$work/wrk.out")

@@ -4,7 +4,11 @@
 //!
 //! ```text
 //! cargo run --release --example bare307 -- 127.0.0.1:8181 1
+//! cargo run --release --example bare307 -- 127.0.0.1:8181 1 127.0.0.1:8443 cert.pem key.pem
 //! ```
+//!
+//! With the last three arguments it also serves HTTPS on Pingora's own TLS
+//! listener (OpenSSL, Mozilla intermediate settings, h2 and http/1.1).
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -63,6 +67,14 @@ fn main() {
     let body = Bytes::from(pingora_redirect::internals::html_body(307, LOCATION));
     let mut service = http_proxy_service(&server.configuration, Bare { body });
     service.add_tcp(&listen);
+    if let (Some(tls), Some(cert), Some(key)) = (args.next(), args.next(), args.next()) {
+        let mut settings = pingora::listeners::tls::TlsSettings::intermediate(&cert, &key)
+            .expect("the certificate and key load");
+        settings.enable_h2();
+        // The server's order of the suites, as pingora-redirect has it.
+        settings.set_options(pingora::tls::ssl::SslOptions::CIPHER_SERVER_PREFERENCE);
+        service.add_tls_with_settings(&tls, None, settings);
+    }
     server.add_service(service);
     server.run_forever();
 }

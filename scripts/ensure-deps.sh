@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Installs what the build needs beyond cargo: a C toolchain and cmake (Pingora's
-# zlib-ng is built with cmake). Safe to run again: it installs only what is missing.
+# Installs what the build needs beyond cargo: a C toolchain, cmake (Pingora's
+# zlib-ng is built with cmake), pkg-config and OpenSSL's headers (libssl-dev). Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
+# TLS: Pingora's openssl feature, linked against the system OpenSSL
+# (.cargo/config.toml sets OPENSSL_NO_VENDOR) found through pkg-config.
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+# Each argument is COMMAND:PACKAGE (install PACKAGE when COMMAND is
+# missing), or dpkg=PACKAGE for a package that installs no command.
 for extra in "$@"; do
-  command -v "${extra%%:*}" >/dev/null 2>&1 || need+=("${extra#*:}")
+  case "$extra" in
+    dpkg=*) dpkg -s "${extra#dpkg=}" >/dev/null 2>&1 || need+=("${extra#dpkg=}") ;;
+    *) command -v "${extra%%:*}" >/dev/null 2>&1 || need+=("${extra#*:}") ;;
+  esac
 done
 
 if ((${#need[@]})); then

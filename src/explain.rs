@@ -82,12 +82,16 @@ fn redirect_json(outcome: Outcome, r: &Reply<'_>) -> Value {
 
 /// What `serve` does with `q`, as the `explain --format json` object.
 pub fn explain_json(snap: &Snapshot, q: &Question, now: i64) -> Value {
-    let (scheme, client) = forwarded(
+    let (mut scheme, client) = forwarded(
         Some(q.client),
         &q.headers,
         &snap.trusted_proxies,
         q.url.scheme,
     );
+    // An https URL arrived over TLS: no proxy's header changes that.
+    if q.url.scheme == Scheme::Https {
+        scheme = Scheme::Https;
+    }
     let view = RequestView::new(
         &q.method,
         scheme,
@@ -253,6 +257,11 @@ fn answer_text(v: &Value) -> String {
             s("pool")
         ),
         "maintenance" => "maintenance: no rule matches; proxied to a [maintenance] backend".into(),
+        "https_redirect" => format!(
+            "https_redirect {} {}: no rule matches, and a [[certificate]] covers this host ([tls] redirect_http)",
+            v["status"],
+            s("location")
+        ),
         _ => format!("bad_request {}: {}", v["status"], s("reason")),
     }
 }

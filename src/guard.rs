@@ -104,10 +104,15 @@ pub struct Guarded<A> {
     listeners: HashMap<u16, Listener>,
     /// For connections on a port not listed (none in practice).
     other: Listener,
+    /// The snapshot whose certificates TLS handshakes use, when there are
+    /// TLS listeners.
+    tls: Option<crate::snapshot::Shared>,
 }
 
 struct Listener {
     label: String,
+    /// Connections on it begin with a TLS handshake.
+    tls: bool,
     slots: Arc<Semaphore>,
     open: prometheus::IntGauge,
     rejected: prometheus::IntCounter,
@@ -121,6 +126,7 @@ impl Listener {
             rejected: m.connections_rejected.with_label_values(&[&label]),
             slots: Arc::new(Semaphore::new(max)),
             label,
+            tls: false,
         }
     }
 }
@@ -142,6 +148,52 @@ impl<A> Guarded<A> {
             limits,
             listeners,
             other: Listener::new("other".into(), limits.max_connections),
+            tls: None,
+        }
+    }
+
+    /// Adds the TLS listeners `listen`: their connections are handshaken
+    /// here (within `header_timeout`, holding a connection slot) with the
+    /// certificates of the snapshot in force.
+    pub fn with_tls(
+        mut self,
+        listen: &[std::net::SocketAddr],
+        shared: crate::snapshot::Shared,
+    ) -> Guarded<A> {
+        for a in listen {
+            let mut l = Listener::new(a.to_string(), self.limits.max_connections);
+            l.tls = true;
+            self.listeners.insert(a.port(), l);
+        }
+        self.tls = Some(shared);
+        self
+    }
+
+    /// The TLS handshake of a connection on a TLS listener, bounded by the
+    /// head deadline; `None` when it failed or took too long (the client is
+    /// closed: there is no HTTP to answer in yet).
+    async fn handshake(&self, stream: Stream) -> Option<Stream> {
+        let state = self.tls.as_ref()?.load().tls.clone()?;
+        let peer = peer_ip(&stream);
+        match tokio::time::timeout(
+            self.limits.header_timeout,
+            crate::tls::handshake(stream, &state),
+        )
+        .await
+        {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                log::debug!("TLS handshake with {peer:?} failed: {e}");
+                None
+            }
+            Err(_) => {
+                metrics()
+                    .client_timeouts
+                    .with_label_values(&["handshake"])
+                    .inc();
+                log::debug!("TLS handshake with {peer:?} did not finish within header_timeout");
+                None
+            }
         }
     }
 
@@ -162,8 +214,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let listener = self.listener(&stream);
+        let accepted = Instant::now();
         let Ok(_slot) = listener.slots.clone().try_acquire_owned() else {
             listener.rejected.inc();
+            if listener.tls {
+                // No HTTP can be written before a handshake: close.
+                return None;
+            }
             log::warn!(
                 "listener {} has max_connections = {} open: answered 503",
                 listener.label,
@@ -184,7 +241,16 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             return None;
         };
         listener.open.inc();
-        let guarded: Stream = Box::new(GuardedStream::new(stream, self.limits));
+        if listener.tls {
+            match self.handshake(stream).await {
+                Some(s) => stream = s,
+                None => {
+                    listener.open.dec();
+                    return None;
+                }
+            }
+        }
+        let guarded: Stream = Box::new(GuardedStream::new(stream, self.limits, accepted));
         // The connection, its keep-alive requests included, is served here;
         // the slot is held until it ends.
         let reused = self.inner.process_new(guarded, shutdown).await;
@@ -221,6 +287,9 @@ const HEAD: u8 = 0;
 const BODY: u8 = 1;
 const IDLE: u8 = 2;
 const H2: u8 = 3;
+/// HTTP/2 chosen by ALPN, its connection preface not read yet: the head
+/// deadline holds until it is.
+const H2_PREFACE_DUE: u8 = 4;
 
 /// A client connection with a deadline on its request heads.
 #[derive(Debug)]
@@ -247,17 +316,25 @@ pub struct GuardedStream {
 }
 
 impl GuardedStream {
-    fn new(inner: Stream, limits: Limits) -> GuardedStream {
+    /// Guards `inner`, accepted at `accepted`: its first head must arrive
+    /// within `header_timeout` of that (a TLS handshake included). A TLS
+    /// connection that chose HTTP/2 by ALPN must send its connection preface
+    /// within that time, and is then left to the HTTP/2 layer.
+    fn new(inner: Stream, limits: Limits, accepted: Instant) -> GuardedStream {
+        let h2 = inner.selected_alpn_proto() == Some(ALPN::H2);
         GuardedStream {
             inner,
             limits,
-            phase: AtomicU8::new(HEAD),
-            deadline: Some(Box::pin(tokio::time::sleep(limits.header_timeout))),
+            phase: AtomicU8::new(if h2 { H2_PREFACE_DUE } else { HEAD }),
+            deadline: Some(Box::pin(tokio::time::sleep_until(
+                accepted + limits.header_timeout,
+            ))),
             head_bytes: 0,
             peeked: Vec::new(),
             peeked_at: 0,
             timeout_written: None,
             replies: ReplyWatch::default(),
+            // A request's duration starts with its head (after the handshake).
             head_started: Instant::now(),
         }
     }
@@ -270,7 +347,7 @@ impl GuardedStream {
         if !log.enabled() {
             return;
         }
-        let protocol = if self.phase.load(Ordering::Acquire) == H2 {
+        let protocol = if matches!(self.phase.load(Ordering::Acquire), H2 | H2_PREFACE_DUE) {
             "HTTP/2.0"
         } else {
             "HTTP/1.1"
@@ -299,12 +376,52 @@ impl GuardedStream {
             }
             let b = &b[..b.len().min(left)];
             left -= b.len();
-            if phase == H2 {
+            if phase == H2 || phase == H2_PREFACE_DUE {
                 for _ in 0..self.replies.h2(b) {
                     self.answered_outside(400, 0);
                 }
             } else if let Some(status) = self.replies.outside_request(b) {
                 self.answered_outside(status, 0);
+            }
+        }
+    }
+
+    /// A read of an ALPN HTTP/2 connection before its 24-byte preface has
+    /// come: bounded by the head deadline (no 408: it is not HTTP/1).
+    fn poll_read_preface(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                let got = buf.filled().len() - before;
+                self.head_bytes += got;
+                if self.head_bytes >= H2_PREFACE.len() || got == 0 || r.is_err() {
+                    self.phase.store(H2, Ordering::Release);
+                    self.deadline = None;
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let expired = self
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if !expired {
+                    return Poll::Pending;
+                }
+                self.phase.store(H2, Ordering::Release);
+                self.deadline = None;
+                metrics()
+                    .client_timeouts
+                    .with_label_values(&["header"])
+                    .inc();
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the HTTP/2 connection preface did not arrive within header_timeout",
+                )))
             }
         }
     }
@@ -387,7 +504,7 @@ pub fn request_done(session: &Session) {
 
 fn set_phase_unless_h2(phase: &AtomicU8, to: u8) {
     let _ = phase.fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
-        (p != H2).then_some(to)
+        (p != H2 && p != H2_PREFACE_DUE).then_some(to)
     });
 }
 
@@ -419,6 +536,9 @@ impl AsyncRead for GuardedStream {
                 this.head_started = Instant::now();
             }
             return r;
+        }
+        if phase == H2_PREFACE_DUE {
+            return this.poll_read_preface(cx, buf);
         }
         if phase != HEAD {
             return Pin::new(&mut this.inner).poll_read(cx, buf);

@@ -5,9 +5,9 @@
 //! Data flows one way:
 //!
 //! ```text
-//! files ──load.rs──▶ Sources (Config + list bytes, every problem with its place)
-//!       ──rules::compile (pure)──▶ RuleSet ──lint──▶ Loaded
-//!       ──Snapshot::new──▶ Snapshot { rules, counters, pools, routing, config }
+//! files ──load.rs──▶ Sources (Config + list and certificate bytes, every problem with its place)
+//!       ──rules::compile (pure)──▶ RuleSet ──lint──▶ Loaded (+ tls::build: certificates)
+//!       ──Snapshot::new──▶ Snapshot { rules, counters, pools, routing, tls, config }
 //!                          one Arc behind one ArcSwap, swapped once per reload
 //! Session ──http::request──▶ RequestView ──route::route──▶ RuleSet::decide ──▶ Decision
 //!                                                          + routing ──▶ Action
@@ -30,8 +30,10 @@
 //! * **Serving**: the front proxy's `ProxyHttp` (`proxy.rs`) and the
 //!   embeddable [`RedirectPlugin`] read a request, route it and write the
 //!   reply; a [`Snapshot`] holds everything a request reads and a reload
-//!   swaps it once. Around them: the connection guard ([`guard`]), health
-//!   checks, the admin listener, reload.
+//!   swaps it once. Around them: the connection guard ([`guard`], which
+//!   also does the TLS handshake of HTTPS listeners with the certificate the
+//!   snapshot's SNI index picks, `tls.rs`), health checks, the admin
+//!   listener, reload.
 //!
 //! The `Location` builder (`location.rs`) enforces the safety invariants:
 //! scheme, host and port come from the configuration only, and no byte a
@@ -85,6 +87,7 @@ mod route;
 mod rules;
 pub mod serve;
 mod snapshot;
+mod tls;
 mod upstream;
 
 pub use config::{parse as parse_config, Conditions, Config, Sources};

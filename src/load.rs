@@ -22,7 +22,7 @@
 //! assert!(matches!(set.decide(&req), Decision::Redirect(r) if r.location == "https://new.example/b"));
 //! ```
 
-use crate::config::{Config, ListSpec, RedirectRule, Sources};
+use crate::config::{CertFiles, CertificateSpec, Config, ListSpec, RedirectRule, Sources};
 use crate::problem::Problem;
 use crate::rules::{compile, RuleSet};
 use std::hash::BuildHasher;
@@ -38,6 +38,8 @@ pub struct Loaded {
     pub(crate) list_files: Vec<ListFile>,
     /// `None` when the configuration has errors.
     pub rules: Option<RuleSet>,
+    /// The certificates and acceptor of `[tls]`, when it is set.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsState>>,
     pub problems: Vec<Problem>,
 }
 
@@ -78,7 +80,31 @@ pub(crate) fn read_sources_with(
     if let Some(p) = log_file_problem(&sources.config) {
         sources.problems.push(p);
     }
+    sources.certificates = sources
+        .config
+        .certificates
+        .iter()
+        .map(read_certificate)
+        .collect();
     Ok(sources)
+}
+
+/// The files of one `[[certificate]]`; an `io` problem at its place when
+/// one cannot be read.
+fn read_certificate(spec: &CertificateSpec) -> Result<CertFiles, Problem> {
+    let read = |file: &Path, what: &str| {
+        std::fs::read(file).map_err(|e| {
+            Problem::error(
+                "io",
+                format!("[[certificate]] {what} \"{}\": {e}", file.display()),
+            )
+            .at(&spec.place.file, spec.place.line, Some(spec.place.column))
+        })
+    };
+    Ok(CertFiles {
+        cert: read(&spec.cert, "cert")?,
+        key: read(&spec.key, "key")?,
+    })
 }
 
 /// An `io` problem when `[log] access` names a file that cannot be: its
@@ -183,15 +209,18 @@ pub(crate) fn rules_key_with(sources: &Sources, list_digests: &[u64]) -> u64 {
 pub fn load_sources(sources: Sources, now: i64) -> Loaded {
     let rules_key = rules_key(&sources);
     let (set, more) = compile(&sources);
+    let (tls, tls_problems) = crate::tls::build(&sources.config, &sources.certificates, now);
     let mut problems = sources.problems;
     problems.extend(more);
     problems.extend(set.lint(now));
+    problems.extend(tls_problems);
     let ok = !problems.iter().any(Problem::is_error);
     Loaded {
         config: sources.config,
         rules_key,
         list_files: Vec::new(),
         rules: ok.then_some(set),
+        tls,
         problems,
     }
 }

@@ -51,6 +51,7 @@ pub struct Metrics {
     pub upstream_responses: IntCounterVec,
     pub access_log_dropped: IntCounter,
     pub config_reload_duration: HistogramVec,
+    pub certificate_expiry: IntGaugeVec,
 }
 
 /// Buckets of `config_reload_duration_seconds`: 1 ms to 5 min.
@@ -126,8 +127,13 @@ fn build() -> prometheus::Result<Metrics> {
         )?,
         client_timeouts: register_int_counter_vec!(
             "pingora_redirect_client_timeouts_total",
-            "Client connections closed for slowness, by phase: header (408) or body.",
+            "Client connections closed for slowness, by phase: handshake (TLS, closed), header (408) or body.",
             &["phase"]
+        )?,
+        certificate_expiry: register_int_gauge_vec!(
+            "pingora_redirect_certificate_expiry_timestamp_seconds",
+            "The notAfter of each [[certificate]] in force, Unix time; label: its `cert` as configured.",
+            &["certificate"]
         )?,
         config_reload_duration: register_histogram_vec!(
             "pingora_redirect_config_reload_duration_seconds",
@@ -169,6 +175,7 @@ pub struct Outcomes {
     pub failover: IntCounter,
     pub maintenance: IntCounter,
     pub bad_request: IntCounter,
+    pub https_redirect: IntCounter,
 }
 
 static OUTCOMES: LazyLock<Outcomes> = LazyLock::new(|| {
@@ -180,6 +187,7 @@ static OUTCOMES: LazyLock<Outcomes> = LazyLock::new(|| {
         failover: r.with_label_values(&["failover"]),
         maintenance: r.with_label_values(&["maintenance"]),
         bad_request: r.with_label_values(&["bad_request"]),
+        https_redirect: r.with_label_values(&["https_redirect"]),
     }
 });
 
@@ -190,7 +198,7 @@ pub fn outcomes() -> &'static Outcomes {
 
 /// The `request_duration_seconds` histogram of each outcome, resolved once.
 pub fn duration_of(outcome: &str) -> &'static Histogram {
-    static BY_OUTCOME: LazyLock<[(&str, Histogram); 6]> = LazyLock::new(|| {
+    static BY_OUTCOME: LazyLock<[(&str, Histogram); 7]> = LazyLock::new(|| {
         let h = &metrics().request_duration;
         [
             "redirect",
@@ -199,6 +207,7 @@ pub fn duration_of(outcome: &str) -> &'static Histogram {
             "failover",
             "maintenance",
             "bad_request",
+            "https_redirect",
         ]
         .map(|o| (o, h.with_label_values(&[o])))
     });
@@ -276,6 +285,16 @@ pub fn set_rule_counts(counts: crate::rules::RuleCounts) {
     m.rules
         .with_label_values(&["regex"])
         .set(counts.regex as i64);
+}
+
+/// Sets `certificate_expiry_timestamp_seconds` to the certificates in
+/// force (a certificate no longer configured loses its series).
+pub fn set_certificate_expiry(tls: Option<&crate::tls::TlsState>) {
+    let g = &metrics().certificate_expiry;
+    g.reset();
+    for c in tls.iter().flat_map(|t| t.certs.iter()) {
+        g.with_label_values(&[&c.label]).set(c.not_after);
+    }
 }
 
 /// Records a successful start: the configuration in force loaded at `now`.

@@ -94,7 +94,8 @@ impl RedirectPlugin {
                 None => return Ok(Handled::Pass),
             },
         };
-        let written = response::write(session, &routed.action).await;
+        let written =
+            response::write(session, &routed.action, response::hsts_for(session, &snap)).await;
         routed.record(&snap, now);
         written?;
         Ok(match routed.action {

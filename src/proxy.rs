@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::Backend;
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{ProxyHttp, Session};
-use pingora::{Error, ErrorType, Result};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -40,6 +40,9 @@ pub struct Ctx {
     rule: Option<String>,
     location: Option<String>,
     upstream_status: Option<u16>,
+    /// `Strict-Transport-Security` for a proxied response that has none
+    /// (a TLS connection with `[tls] hsts`).
+    hsts: Option<http::HeaderValue>,
     /// Whether the access log was on when the request arrived: a request
     /// is logged by the `[log]` in force then, whatever a reload does
     /// before it ends.
@@ -60,6 +63,7 @@ impl ProxyHttp for FrontProxy {
             rule: None,
             location: None,
             upstream_status: None,
+            hsts: None,
             logged: access_log().enabled(),
         }
     }
@@ -87,11 +91,13 @@ impl ProxyHttp for FrontProxy {
         };
         ctx.outcome = routed.outcome;
         routed.record(&snap, now);
+        let hsts = response::hsts_for(session, &snap);
         if let Action::Proxy(backend) = &routed.action {
             ctx.backend = Some(backend.clone());
+            ctx.hsts = hsts.cloned();
             return Ok(false);
         }
-        let written = response::write(session, &routed.action).await;
+        let written = response::write(session, &routed.action, hsts).await;
         if let Action::Redirect(r) = routed.action {
             if ctx.logged {
                 ctx.rule = r.rule.map(|rule| rule.id().to_string());
@@ -157,7 +163,49 @@ impl ProxyHttp for FrontProxy {
     ) -> Result<()> {
         ctx.upstream_status = Some(resp.status.as_u16());
         response::own_response(session.req_header().version, resp);
+        if let Some(v) = &ctx.hsts {
+            if !resp
+                .headers
+                .contains_key(http::header::STRICT_TRANSPORT_SECURITY)
+            {
+                resp.insert_header("Strict-Transport-Security", v.clone())?;
+            }
+        }
         Ok(())
+    }
+
+    /// Pingora's own error answer when proxying fails (502 for a backend
+    /// that refuses or times out, as Pingora decides), with the HSTS of a
+    /// TLS connection: SPEC §10 wants it on every answer over TLS.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code > 0 {
+            let mut resp = pingora::protocols::http::ServerSession::generate_error(code);
+            if let Some(v) = &ctx.hsts {
+                let _ = resp.insert_header("Strict-Transport-Security", v.clone());
+            }
+            if let Err(err) = session
+                .as_downstream_mut()
+                .write_error_response(resp, bytes::Bytes::new())
+                .await
+            {
+                log::error!("failed to send error response to downstream: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {

@@ -44,11 +44,25 @@ pub struct Reloader {
     /// `[server]` as the process started with it: what a restart-only
     /// change is compared with.
     pub started: ServerConfig,
+    /// `[tls] listen` as the process started with it.
+    pub started_tls: Vec<std::net::SocketAddr>,
+}
+
+/// `[tls] listen` of `cfg` (empty without `[tls]`).
+pub fn tls_listen(cfg: &Config) -> Vec<std::net::SocketAddr> {
+    cfg.tls
+        .as_ref()
+        .map(|t| t.listen.clone())
+        .unwrap_or_default()
 }
 
 fn watched_files(cfg: &Config) -> Vec<PathBuf> {
     let mut files = vec![cfg.path.clone()];
     files.extend(cfg.lists.iter().map(|l| l.file.clone()));
+    for c in &cfg.certificates {
+        files.push(c.cert.clone());
+        files.push(c.key.clone());
+    }
     files
 }
 
@@ -102,12 +116,24 @@ pub fn prepare(path: &Path, old: &Snapshot) -> Result<Prepared, Vec<Problem>> {
     .map_err(|p| vec![p])?;
     let digests: Vec<u64> = files.iter().map(|f| f.digest).collect();
     let key = rules_key_with(&sources, &digests);
+    let (tls, tls_problems) =
+        crate::tls::build(&sources.config, &sources.certificates, crate::unix_now());
+    // Rules as they were but a certificate that does not load: fail now,
+    // without compiling what would be thrown away.
+    if old.rules_key == Some(key) && tls_problems.iter().any(Problem::is_error) {
+        return Err(sources
+            .problems
+            .into_iter()
+            .chain(tls_problems)
+            .filter(Problem::is_error)
+            .collect());
+    }
     let keep = old.rules_key == Some(key) && !sources.problems.iter().any(Problem::is_error);
     let snap = if keep {
-        for w in &sources.problems {
+        for w in sources.problems.iter().chain(&tls_problems) {
             log::warn!("{w}");
         }
-        Snapshot::with_rules(sources.config, old.rules.clone(), Some(key), files)
+        Snapshot::with_rules(sources.config, old.rules.clone(), Some(key), files, tls)
     } else {
         // Compiling a large set takes a while: at nice 2, so that a saturated
         // core does not starve it (see `COMPILE_NICE`).
@@ -209,6 +235,34 @@ fn retire(old: Arc<Snapshot>) {
 }
 
 impl Reloader {
+    /// `[tls] listen` is the process's until a restart: a reload that
+    /// changes it is told so, `redirect_http` keeps pointing at the port
+    /// that is listening (and is off when none is), and HTTPS listeners
+    /// whose `[tls]` was removed refuse handshakes, which is said once.
+    fn keep_tls_listeners(&self, p: &mut Snapshot, why: &str) {
+        if tls_listen(&p.config) == self.started_tls {
+            return;
+        }
+        log::warn!(
+            "reload ({why}): [tls] listen changed; that needs a restart or a graceful upgrade and is ignored until then"
+        );
+        match (p.tls.as_mut().and_then(Arc::get_mut), self.started_tls.first()) {
+            (Some(tls), Some(first)) => tls.port = first.port(),
+            (Some(tls), None) => {
+                if tls.redirect_http {
+                    log::warn!(
+                        "reload ({why}): no HTTPS listener is open, so [tls] redirect_http stays off until a restart"
+                    );
+                }
+                tls.redirect_http = false;
+            }
+            (None, Some(_)) => log::warn!(
+                "reload ({why}): [tls] is gone; the HTTPS listeners refuse every handshake until a restart"
+            ),
+            (None, None) => {}
+        }
+    }
+
     /// Reloads now; returns whether the new configuration is in force.
     pub async fn reload(&self, why: &str) -> bool {
         let started = std::time::Instant::now();
@@ -232,9 +286,10 @@ impl Reloader {
         let now = crate::unix_now();
         match result {
             Ok(Prepared {
-                snapshot: p,
+                snapshot: mut p,
                 kept_rules,
             }) => {
+                self.keep_tls_listeners(&mut p, why);
                 let restart = needs_restart(&self.started, &p.config.server);
                 if !restart.is_empty() {
                     log::warn!(
@@ -249,6 +304,7 @@ impl Reloader {
                 let took = started.elapsed();
                 let rules = if kept_rules { "kept" } else { "compiled" };
                 metrics::set_rule_counts(counts);
+                metrics::set_certificate_expiry(self.shared.load().tls.as_deref());
                 metrics::record_reload(true, now);
                 metrics::record_reload_duration(rules, took);
                 log::info!(

@@ -30,6 +30,7 @@ pub enum Outcome {
     Failover,
     Maintenance,
     BadRequest,
+    HttpsRedirect,
 }
 
 impl Outcome {
@@ -41,6 +42,7 @@ impl Outcome {
             Outcome::Failover => "failover",
             Outcome::Maintenance => "maintenance",
             Outcome::BadRequest => "bad_request",
+            Outcome::HttpsRedirect => "https_redirect",
         }
     }
 }
@@ -106,6 +108,7 @@ impl Routed<'_> {
             Outcome::Failover => &o.failover,
             Outcome::Maintenance => &o.maintenance,
             Outcome::BadRequest => &o.bad_request,
+            Outcome::HttpsRedirect => &o.https_redirect,
         }
         .inc();
         if let Action::Redirect(r) = &self.action {
@@ -218,6 +221,41 @@ fn pool_redirect<'s>(pool: &'s Pool, req: &RequestView<'_>, retry_after: u32) ->
     })
 }
 
+/// `[tls] redirect_http`: the 308 to `https://` for a plain-HTTP request
+/// whose host a certificate covers (SPEC §6); `None` for anything else,
+/// including a request a trusted proxy says arrived over https.
+fn https_redirect<'s>(snap: &'s Snapshot, req: &RequestView<'_>) -> Option<Action<'s>> {
+    let tls = snap.tls.as_ref().filter(|t| t.redirect_http)?;
+    if req.scheme != crate::request::Scheme::Http {
+        return None;
+    }
+    let host = crate::matcher::host::normalize_host(req.host?).ok()??;
+    if !tls.certs.covers(&host) {
+        return None;
+    }
+    // The path as a redirect keeps it elsewhere: dot segments resolved
+    // (a path above the root was a 400 before this), every unsafe byte
+    // encoded by the Location builder.
+    let path = remove_dot_segments(req.path).ok()?;
+    let mut location = String::with_capacity(16 + host.len() + path.len());
+    location.push_str("https://");
+    location.push_str(&host);
+    if tls.port != 443 {
+        location.push(':');
+        location.push_str(itoa::Buffer::new().format(tls.port));
+    }
+    location::assemble(&mut location, false, "", None, None, Some(&path), req.query);
+    Some(Action::Redirect(Reply {
+        status: 308,
+        location,
+        cache_control: snap.cache_control(&snap.config.defaults.permanent_cache_control),
+        retry_after: None,
+        headers: &[],
+        rule: None,
+        pool: None,
+    }))
+}
+
 /// The whole policy for `req` (see the module doc).
 pub fn route<'s>(snap: &'s Snapshot, req: &RequestView<'_>) -> Routed<'s> {
     if let Some(answered) = answer(snap, req) {
@@ -227,6 +265,9 @@ pub fn route<'s>(snap: &'s Snapshot, req: &RequestView<'_>) -> Routed<'s> {
     // `OPTIONS *` asks about the server, not a resource: never redirected.
     let options_star = req.method == "OPTIONS" && req.path == b"*";
     let routed = |action, outcome| Routed { action, outcome };
+    if let Some(action) = https_redirect(snap, req).filter(|_| !options_star) {
+        return routed(action, Outcome::HttpsRedirect);
+    }
     if let Some(m) = &routing.maintenance {
         let action = match &m.mode {
             MaintenanceMode::RedirectPool(name) => match snap.pool(name) {

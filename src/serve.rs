@@ -90,6 +90,7 @@ pub fn run(snap: Snapshot, opts: ServeOptions) -> Result<(), String> {
     crate::access_log::access_log().apply(&cfg.log);
     let count = snap.rules.len();
     crate::metrics::set_rule_counts(snap.rules.counts());
+    crate::metrics::set_certificate_expiry(snap.tls.as_deref());
     crate::metrics::record_start(crate::unix_now());
     let shared: Shared = Arc::new(ArcSwap::from_pointee(snap));
 
@@ -116,9 +117,15 @@ pub fn run(snap: Snapshot, opts: ServeOptions) -> Result<(), String> {
     };
     let mut app = pingora::proxy::http_proxy(&server.configuration, front);
     app.server_options = Some(options);
-    let guarded = Guarded::new(app, Limits::from_server(&cfg.server), &cfg.server.listen);
+    let mut guarded = Guarded::new(app, Limits::from_server(&cfg.server), &cfg.server.listen);
+    let tls_listen = crate::reload::tls_listen(&cfg);
+    if !tls_listen.is_empty() {
+        // TLS listeners are TCP listeners to Pingora (so an upgrade hands
+        // them over like the others); the guard does the handshake.
+        guarded = guarded.with_tls(&tls_listen, shared.clone());
+    }
     let mut proxy = Service::new("pingora-redirect".to_string(), guarded);
-    for addr in &cfg.server.listen {
+    for addr in cfg.server.listen.iter().chain(&tls_listen) {
         proxy.add_tcp(&addr.to_string());
     }
     server.add_service(proxy);
@@ -146,14 +153,20 @@ pub fn run(snap: Snapshot, opts: ServeOptions) -> Result<(), String> {
         Reloader {
             path: cfg.path.clone(),
             started: cfg.server.clone(),
+            started_tls: tls_listen.clone(),
             shared,
         },
     ));
 
     ready.store(true, Ordering::Release);
     log::info!(
-        "serving {count} rules on {:?}, admin on {}",
+        "serving {count} rules on {:?}{}, admin on {}",
         cfg.server.listen,
+        if tls_listen.is_empty() {
+            String::new()
+        } else {
+            format!(", HTTPS on {tls_listen:?}")
+        },
         cfg.server.admin
     );
     server.run(pingora::server::RunArgs::default());

@@ -132,6 +132,8 @@ pub struct Snapshot {
     /// `[defaults]` Cache-Control values, built once.
     permanent_cc: HeaderValue,
     temporary_cc: HeaderValue,
+    /// `[tls]` with its certificates, when HTTPS is served.
+    pub tls: Option<Arc<crate::tls::TlsState>>,
     /// The configuration this snapshot was built from.
     pub config: Config,
 }
@@ -140,7 +142,7 @@ impl Snapshot {
     /// The snapshot of a configuration and its compiled rules. `Err` when a
     /// backend address cannot be used.
     pub fn new(config: Config, rules: RuleSet) -> Result<Snapshot, String> {
-        Snapshot::with_rules(config, Arc::new(rules), None, Vec::new())
+        Snapshot::with_rules(config, Arc::new(rules), None, Vec::new(), None)
     }
 
     /// The snapshot of a configuration with rules already compiled (kept
@@ -150,6 +152,7 @@ impl Snapshot {
         rules: Arc<RuleSet>,
         rules_key: Option<u64>,
         list_files: Vec<crate::load::ListFile>,
+        tls: Option<Arc<crate::tls::TlsState>>,
     ) -> Result<Snapshot, String> {
         let routing = Routing::new(&config)?;
         let pools = config
@@ -170,6 +173,7 @@ impl Snapshot {
                 .unwrap_or_else(|_| HeaderValue::from_static("max-age=86400")),
             temporary_cc: HeaderValue::from_str(&config.defaults.temporary_cache_control)
                 .unwrap_or_else(|_| HeaderValue::from_static("no-store")),
+            tls,
             config,
         })
     }
@@ -183,6 +187,7 @@ impl Snapshot {
                 Arc::new(rules),
                 Some(loaded.rules_key),
                 loaded.list_files,
+                loaded.tls,
             ),
             None => Err(loaded
                 .errors()

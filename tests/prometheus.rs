@@ -124,10 +124,20 @@ fn prometheus_counts_hits_per_rule_and_accepts_the_dashboard_and_alerts() {
     // One backend that answers and one port where nothing listens.
     let live = Backend::start("live");
     let dead = format!("127.0.0.1:{}", free_port());
+    // An HTTPS listener whose certificate has 10 days left: the dashboard's
+    // days-left panel has a series, and the expiry alert fires.
+    let ca = support::tls::TestCa::new();
+    let (cert, key) = ca
+        .leaf_valid(&["m.example"], -1, 10)
+        .write(&lists.path, "m");
     let proxy = Proxy::start(&format!(
-        "[upstream]\nbackends = [\"{}\", \"{dead}\"]\n{RULES}\n[[list]]\nid = \"legacy\"\nfile = {}\n",
+        "[upstream]\nbackends = [\"{}\", \"{dead}\"]\n{RULES}\n[[list]]\nid = \"legacy\"\nfile = {}\n\n\
+         [tls]\nlisten = [\"127.0.0.1:{}\"]\n\n[[certificate]]\ncert = {}\nkey = {}\n",
         live.addr(),
-        support::toml_str(&csv.display().to_string())
+        support::toml_str(&csv.display().to_string()),
+        free_port(),
+        support::toml_str(&cert.display().to_string()),
+        support::toml_str(&key.display().to_string()),
     ));
 
     // Known numbers of requests per rule.
@@ -271,6 +281,7 @@ fn prometheus_counts_hits_per_rule_and_accepts_the_dashboard_and_alerts() {
         vec![
             ("bad_request".to_string(), 1.0),
             ("failover".to_string(), 0.0),
+            ("https_redirect".to_string(), 0.0),
             ("maintenance".to_string(), 0.0),
             ("not_found".to_string(), 0.0),
             ("proxy".to_string(), 4.0),
@@ -295,7 +306,7 @@ fn prometheus_counts_hits_per_rule_and_accepts_the_dashboard_and_alerts() {
     let alerts_text =
         std::fs::read_to_string(manifest_path("docs/prometheus/alerts.yml")).expect("alerts");
     let alerts = alert_exprs(&alerts_text);
-    assert_eq!(alerts.len(), 6, "{alerts:?}");
+    assert_eq!(alerts.len(), 7, "{alerts:?}");
     let dash = dashboard_exprs();
     assert!(dash.len() >= 10, "{dash:?}");
     for e in dash.iter().chain(&alerts) {
@@ -312,11 +323,45 @@ fn prometheus_counts_hits_per_rule_and_accepts_the_dashboard_and_alerts() {
             .iter()
             .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
             .collect();
-        (rules.len() == 6 && rules.iter().all(|r| r["health"] == "ok")).then_some(())
+        (rules.len() == 7 && rules.iter().all(|r| r["health"] == "ok")).then_some(())
     });
     assert!(
         healthy.is_some(),
         "the alert rules did not all evaluate with health ok"
+    );
+    // The certificate with 10 days left: the panel's expression gives its
+    // days, labelled by its `cert`, and the expiry alert fires for it.
+    let label = cert.display().to_string();
+    let days = poll_until(Duration::from_secs(20), || {
+        let data = prom
+            .query("min by (certificate) ((pingora_redirect_certificate_expiry_timestamp_seconds - time()) / 86400)")
+            .ok()?;
+        let s = data["result"].as_array()?.first()?.clone();
+        (s["metric"]["certificate"] == label.as_str()).then(|| {
+            s["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        })
+    })
+    .expect("the days left of the certificate");
+    assert!((9.9..=10.0).contains(&days), "{days} days left");
+    let firing = poll_until(Duration::from_secs(20), || {
+        let (_, body) = prom.get("/api/v1/alerts").ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        v["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .any(|a| {
+                a["labels"]["alertname"] == "PingoraRedirectCertificateExpiring"
+                    && a["labels"]["certificate"] == label.as_str()
+                    && a["state"] == "firing"
+            })
+            .then_some(())
+    });
+    assert!(
+        firing.is_some(),
+        "PingoraRedirectCertificateExpiring does not fire"
     );
 
     // promtool accepts the exposition and the rules.

@@ -15,6 +15,7 @@ mod reader;
 mod routing;
 mod rules;
 mod server;
+mod tls;
 
 pub(crate) use conditions::rfc3339;
 pub use conditions::{methods, Conditions, Facts, Want};
@@ -40,6 +41,7 @@ pub fn parse(src: &str, path: &Path) -> (Config, Vec<Problem>) {
         base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         pool_refs: Vec::new(),
         pool_names: Vec::new(),
+        tls_written: false,
     };
     let mut cfg = Config {
         path: path.to_path_buf(),
@@ -52,6 +54,8 @@ pub fn parse(src: &str, path: &Path) -> (Config, Vec<Problem>) {
         lists: Vec::new(),
         log: LogConfig::default(),
         log_place: None,
+        tls: None,
+        certificates: Vec::new(),
     };
     let root = match DeTable::parse(src) {
         Ok(t) => t,
@@ -64,6 +68,7 @@ pub fn parse(src: &str, path: &Path) -> (Config, Vec<Problem>) {
     };
     r.root(root.get_ref(), &mut cfg);
     r.cross_check(&mut cfg);
+    r.tls_cross_check(&mut cfg);
     (cfg, r.problems)
 }
 
@@ -75,8 +80,18 @@ pub struct Sources {
     /// One per `config.lists`, in that order: the file's bytes, or the `io`
     /// problem that says why they could not be read.
     pub lists: Vec<Result<Vec<u8>, Problem>>,
+    /// One per `config.certificates`, in that order, when the loader read
+    /// them (empty from [`Sources::from_text`]: TLS is then left out).
+    pub certificates: Vec<Result<CertFiles, Problem>>,
     /// Every problem found reading the configuration.
     pub problems: Vec<Problem>,
+}
+
+/// The bytes of one `[[certificate]]`'s files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
 }
 
 impl Sources {
@@ -102,6 +117,7 @@ impl Sources {
         Sources {
             config,
             lists,
+            certificates: Vec::new(),
             problems,
         }
     }

@@ -239,6 +239,64 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// The oldest TLS version a handshake may use (`[tls] min_version`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsVersion {
+    #[default]
+    V1_2,
+    V1_3,
+}
+
+/// `[tls] hsts`: the `Strict-Transport-Security` sent over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hsts {
+    /// Seconds.
+    pub max_age: u64,
+    pub include_subdomains: bool,
+    pub preload: bool,
+}
+
+impl Hsts {
+    /// The header's value, e.g. `max-age=31536000; includeSubDomains`.
+    pub fn value(&self) -> String {
+        let mut v = format!("max-age={}", self.max_age);
+        if self.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            v.push_str("; preload");
+        }
+        v
+    }
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// HTTPS listeners.
+    pub listen: Vec<SocketAddr>,
+    pub min_version: TlsVersion,
+    /// Plain-HTTP requests no rule answers, for a host a certificate
+    /// covers, get a 308 to https.
+    pub redirect_http: bool,
+    pub hsts: Option<Hsts>,
+    pub place: Place,
+}
+
+/// A `[[certificate]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSpec {
+    /// The certificate chain's PEM file, resolved against the configuration
+    /// file's directory.
+    pub cert: PathBuf,
+    /// As written (the metrics label).
+    pub cert_raw: String,
+    /// The private key's PEM file, resolved.
+    pub key: PathBuf,
+    pub default: bool,
+    pub place: Place,
+}
+
 /// A whole configuration file, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -254,4 +312,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Where `[log] access` was written, for problems with its file.
     pub log_place: Option<Place>,
+    /// `[tls]`: `None` serves plain HTTP only.
+    pub tls: Option<TlsConfig>,
+    /// The `[[certificate]]` entries, in file order.
+    pub certificates: Vec<CertificateSpec>,
 }

@@ -34,6 +34,9 @@ pub(super) struct Reader<'s> {
     /// Every `[pools.NAME]` written, valid or not (so a broken pool is
     /// reported once, not again at each reference).
     pub(super) pool_names: Vec<String>,
+    /// Whether a `[tls]` section was written, valid or not (certificates
+    /// without one are an error; with a broken one, it was reported).
+    pub(super) tls_written: bool,
 }
 
 impl<'s> Reader<'s> {

@@ -349,13 +349,14 @@ impl Reader<'_> {
                 "connection",
                 "cache-control",
                 "retry-after",
+                "strict-transport-security",
             ];
             if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
                 self.push(
                     "bad_value",
                     k.span(),
                     rule,
-                    format!("header \"{name}\" is set by the redirect itself; use `to`, `cache_control` or `retry_after`"),
+                    format!("header \"{name}\" is set by the redirect itself; use `to`, `cache_control` or `retry_after` (and [tls] hsts for Strict-Transport-Security)"),
                 );
                 return None;
             }

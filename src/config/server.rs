@@ -17,6 +17,8 @@ const ROOT_KEYS: &[&str] = &[
     "redirect",
     "list",
     "log",
+    "tls",
+    "certificate",
 ];
 const LOG_KEYS: &[&str] = &["access", "format"];
 const SERVER_KEYS: &[&str] = &[
@@ -61,6 +63,26 @@ impl Reader<'_> {
                         cfg.log_place = self.log(t, &mut cfg.log);
                     }
                 }
+                "tls" => {
+                    self.tls_written = true;
+                    if let Some(t) = self.table(v, "[tls]", None) {
+                        cfg.tls = self.tls(t, v);
+                    }
+                }
+                "certificate" => match v.get_ref() {
+                    DeValue::Array(a) => {
+                        for item in a.iter() {
+                            if let Some(c) = self.certificate(item) {
+                                cfg.certificates.push(c);
+                            }
+                        }
+                    }
+                    _ => self.bad(
+                        v,
+                        None,
+                        "write each certificate as a `[[certificate]]` table".into(),
+                    ),
+                },
                 "upstream" => {
                     if let Some(t) = self.table(v, "[upstream]", None) {
                         cfg.upstream = self.upstream(t, v);

@@ -69,8 +69,14 @@ pub fn parts<'a>(session: &'a Session, trusted_proxies: &[IpNet]) -> Result<Part
             None => return Err("the request has no Host".into()),
         },
     };
-    // No TLS listener here: the connection's scheme is http.
-    let (scheme, client) = forwarded(peer, &req.headers, trusted_proxies, Scheme::Http);
+    // A TLS connection is https whatever a proxy says; on a plain one a
+    // trusted proxy's X-Forwarded-Proto wins (SPEC §10).
+    let (scheme, client) = if crate::tls::is_tls(session) {
+        let (_, client) = forwarded(peer, &req.headers, trusted_proxies, Scheme::Https);
+        (Scheme::Https, client)
+    } else {
+        forwarded(peer, &req.headers, trusted_proxies, Scheme::Http)
+    };
     Ok(Parts {
         host,
         scheme,

@@ -66,7 +66,11 @@ async fn finish_response(
     session: &mut Session,
     mut resp: ResponseHeader,
     body: Bytes,
+    hsts: Option<&HeaderValue>,
 ) -> pingora::Result<()> {
+    if let Some(v) = hsts {
+        resp.insert_header("Strict-Transport-Security", v.clone())?;
+    }
     let keep = settle_body(session).await;
     if !keep {
         session.set_keepalive(None);
@@ -117,9 +121,10 @@ pub async fn write_redirect(
     cache_control: HeaderValue,
     retry_after: Option<u32>,
     headers: &[(Box<str>, Box<str>)],
+    hsts: Option<&HeaderValue>,
 ) -> pingora::Result<()> {
     let body = location::html_body(status, location);
-    let mut resp = ResponseHeader::build(status, Some(6 + headers.len()))?;
+    let mut resp = ResponseHeader::build(status, Some(7 + headers.len()))?;
     resp.insert_header("Location", location)?;
     resp.insert_header(
         "Content-Type",
@@ -132,12 +137,17 @@ pub async fn write_redirect(
     for (k, v) in headers {
         resp.append_header(k.to_string(), v.as_ref())?;
     }
-    finish_response(session, resp, Bytes::from(body)).await
+    finish_response(session, resp, Bytes::from(body), hsts).await
 }
 
 /// Writes a short plain-text error (400, 404, 414, 502, 503) with its reason.
-pub async fn write_error(session: &mut Session, status: u16, reason: &str) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(4))?;
+pub async fn write_error(
+    session: &mut Session,
+    status: u16,
+    reason: &str,
+    hsts: Option<&HeaderValue>,
+) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(5))?;
     resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
     resp.insert_header("Cache-Control", "no-store")?;
     let title = http::StatusCode::from_u16(status)
@@ -149,12 +159,16 @@ pub async fn write_error(session: &mut Session, status: u16, reason: &str) -> pi
         // The request was not understood: do not trust what follows it.
         session.set_keepalive(None);
     }
-    finish_response(session, resp, Bytes::from(body)).await
+    finish_response(session, resp, Bytes::from(body), hsts).await
 }
 
 /// 503 with `Retry-After`: a pool has no healthy target.
-pub async fn write_unavailable(session: &mut Session, retry_after: u32) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(503, Some(4))?;
+pub async fn write_unavailable(
+    session: &mut Session,
+    retry_after: u32,
+    hsts: Option<&HeaderValue>,
+) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(503, Some(5))?;
     resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
     resp.insert_header("Cache-Control", "no-store")?;
     resp.insert_header("Retry-After", retry_after.to_string())?;
@@ -162,13 +176,19 @@ pub async fn write_unavailable(session: &mut Session, retry_after: u32) -> pingo
         session,
         resp,
         Bytes::from_static(b"503 Service Unavailable: no healthy target\n"),
+        hsts,
     )
     .await
 }
 
 /// Writes the reply of `action` (everything but [`Action::Proxy`], which
-/// writes nothing here).
-pub async fn write(session: &mut Session, action: &Action<'_>) -> pingora::Result<()> {
+/// writes nothing here), with `hsts` as `Strict-Transport-Security` when
+/// given (on TLS connections only, SPEC §10).
+pub async fn write(
+    session: &mut Session,
+    action: &Action<'_>,
+    hsts: Option<&HeaderValue>,
+) -> pingora::Result<()> {
     match action {
         Action::Redirect(r) => {
             write_redirect(
@@ -178,15 +198,31 @@ pub async fn write(session: &mut Session, action: &Action<'_>) -> pingora::Resul
                 r.cache_control.clone(),
                 r.retry_after,
                 r.headers,
+                hsts,
             )
             .await
         }
-        Action::Unavailable { retry_after, .. } => write_unavailable(session, *retry_after).await,
-        Action::Bad { status, reason } => write_error(session, *status, reason).await,
-        Action::NoBackend(reason) => write_error(session, 502, reason).await,
-        Action::NotFound => write_error(session, 404, "no rule matches this URL").await,
+        Action::Unavailable { retry_after, .. } => {
+            write_unavailable(session, *retry_after, hsts).await
+        }
+        Action::Bad { status, reason } => write_error(session, *status, reason, hsts).await,
+        Action::NoBackend(reason) => write_error(session, 502, reason, hsts).await,
+        Action::NotFound => write_error(session, 404, "no rule matches this URL", hsts).await,
         Action::Proxy(_) => Ok(()),
     }
+}
+
+/// The `Strict-Transport-Security` value for a response to `session`: the
+/// snapshot's `[tls] hsts` on a TLS connection, else nothing (RFC 6797 §7.2:
+/// never over plain HTTP).
+pub fn hsts_for<'s>(
+    session: &Session,
+    snap: &'s crate::snapshot::Snapshot,
+) -> Option<&'s HeaderValue> {
+    snap.tls
+        .as_ref()
+        .and_then(|t| t.hsts.as_ref())
+        .filter(|_| crate::tls::is_tls(session))
 }
 
 /// Makes a backend's response this proxy's own before it goes to a client

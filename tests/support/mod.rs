@@ -9,7 +9,9 @@
 //!   restarted on the same port;
 //! * `process.rs`: the `serve` processes under /proc, and signals to them;
 //! * `prometheus.rs`: a real Prometheus scraping the test proxies;
-//! * `two_errors.rs`: configurations with errors in two load phases.
+//! * `two_errors.rs`: configurations with errors in two load phases;
+//! * `tls.rs`: a throwaway CA, leaf certificates and an OpenSSL client;
+//! * `upgrade.rs`: the `serve --upgrade` side of a graceful upgrade.
 //!
 //! Everything here is bounded: every wait has a deadline, every loop a count,
 //! and whatever a value starts it stops on drop.
@@ -22,7 +24,9 @@ pub mod fixtures;
 pub mod process;
 pub mod prometheus;
 pub mod proxy;
+pub mod tls;
 pub mod two_errors;
+pub mod upgrade;
 
 pub use backend::*;
 pub use client::*;
@@ -30,3 +34,4 @@ pub use fixtures::*;
 pub use process::*;
 pub use prometheus::*;
 pub use proxy::*;
+pub use upgrade::Upgraded;
