@@ -7,9 +7,10 @@ REDBOT_VERSION=2.7.1
 
 # prometheus and promtool (Debian's prometheus package) for tests/prometheus.rs,
 # curl and h2load (nghttp2-client) for tests/h2_bodies.rs,
-# chromium for tests/browser.rs, testssl (testssl.sh) for tests/tls.rs
+# chromium for tests/browser.rs, testssl (testssl.sh) and openssl for tests/tls.rs,
+# python3-venv for REDbot
 bash scripts/ensure-deps.sh prometheus:prometheus promtool:prometheus chromium:chromium testssl:testssl.sh \
-    curl:curl h2load:nghttp2-client python3:python3 dpkg=python3-venv
+    curl:curl h2load:nghttp2-client openssl:openssl python3:python3 dpkg=python3-venv
 # REDbot (PyPI) for tests/redbot.rs, in a virtual environment of its own.
 if [ ! -x target/redbot/bin/redbot ]; then
   python3 -m venv target/redbot

@@ -153,7 +153,10 @@ pub fn prepare(path: &Path, old: &Snapshot) -> Result<Prepared, Vec<Problem>> {
         }
         Snapshot::from_loaded(loaded)
     };
-    let snap = snap.map_err(|e| vec![Problem::error("io", e)])?;
+    let mut snap = snap.map_err(|e| vec![Problem::error("io", e)])?;
+    if let (Some(new), Some(old)) = (snap.tls.as_mut().and_then(Arc::get_mut), &old.tls) {
+        new.keep_acceptor_of(old);
+    }
     let prepared = |snapshot| Prepared {
         snapshot,
         kept_rules: keep,

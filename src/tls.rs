@@ -93,6 +93,8 @@ impl Certificates {
 pub struct TlsState {
     pub certs: Certificates,
     acceptor: SslAcceptor,
+    /// What the acceptor was built with.
+    min_version: TlsVersion,
     /// `Strict-Transport-Security`, when `[tls] hsts` is set.
     pub hsts: Option<HeaderValue>,
     /// `[tls] redirect_http`.
@@ -289,6 +291,7 @@ pub fn build(
             default,
         },
         acceptor,
+        min_version: tls.min_version,
         hsts: tls
             .hsts
             .as_ref()
@@ -297,6 +300,18 @@ pub fn build(
         port: tls.listen.first().map_or(443, |a| a.port()),
     };
     (Some(Arc::new(state)), problems)
+}
+
+impl TlsState {
+    /// Takes over the acceptor of the state in force when it was built with
+    /// the same settings, so a reload keeps its session-ticket keys and
+    /// session cache: clients resume their sessions across reloads, as
+    /// before them. (Certificates are chosen per handshake, not held by it.)
+    pub fn keep_acceptor_of(&mut self, old: &TlsState) {
+        if self.min_version == old.min_version {
+            self.acceptor = old.acceptor.clone();
+        }
+    }
 }
 
 /// Hands the certificate chosen by SNI to a handshake.

@@ -631,6 +631,80 @@ fn check_names_every_certificate_problem_with_its_place() {
 }
 
 #[test]
+fn sessions_resume_across_a_reload() {
+    let _side_by_side = side_by_side();
+    let (https, _) = Https::a_example("", "", OLD_TO_NEW);
+    let sess = https.certs.path.join("session.pem");
+    // `openssl s_client` sends one request and stores (or resumes) the
+    // session; returns whether it was resumed.
+    let connect = |args: &[&str]| -> bool {
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-connect"])
+            .arg(format!("127.0.0.1:{}", https.tls_port))
+            .args(["-servername", "a.example", "-ign_eof"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run openssl s_client");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET /old HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let out = child.wait_with_output().expect("s_client output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("HTTP/1.1 307"), "{text}");
+        text.lines().any(|l| l.starts_with("Reused, TLSv1.3"))
+    };
+    let s = sess.to_str().unwrap();
+    assert!(!connect(&["-sess_out", s]));
+    assert!(
+        connect(&["-sess_in", s]),
+        "a session does not resume at all"
+    );
+    let pid = support::proxy_pid(&https.proxy);
+    let before = metric(
+        https.proxy.admin_port,
+        "pingora_redirect_config_reloads_total{result=\"success\"}",
+    )
+    .unwrap_or(0.0);
+    support::send_signal(pid, support::SIGHUP, "SIGHUP");
+    expect_metric(
+        https.proxy.admin_port,
+        "pingora_redirect_config_reloads_total{result=\"success\"}",
+        Some(before + 1.0),
+    );
+    assert!(
+        connect(&["-sess_in", s]),
+        "the session from before the reload does not resume"
+    );
+}
+
+#[test]
+fn watch_sees_a_certificate_replaced_on_disk() {
+    let _side_by_side = side_by_side();
+    let (https, first) = Https::a_example("watch = true", "", OLD_TO_NEW);
+    let h = handshake(https.tls_port, Some("a.example"), H1, &https.ca.cert).expect("handshake");
+    assert_eq!(h.fingerprint, first.fingerprint());
+    // A new pair written beside the old one and renamed over it, as ACME
+    // clients do; no signal.
+    let next = https.ca.leaf(&["a.example"]);
+    next.write(&https.certs.path, "a");
+    let served = poll_until(Duration::from_secs(20), || {
+        let h = handshake(https.tls_port, Some("a.example"), H1, &https.ca.cert).ok()?;
+        (h.fingerprint == next.fingerprint()).then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "the new certificate is not served\n{}",
+        https.proxy.stderr()
+    );
+}
+
+#[test]
 fn certificates_reload_under_load_with_no_failed_request() {
     let _side_by_side = side_by_side();
     let (https, _) = Https::a_example("", "", OLD_TO_NEW);
