@@ -52,7 +52,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 const TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 48\r\nConnection: close\r\n\r\nThe request head did not arrive within the time.";
 const BUSY_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 42\r\nRetry-After: 1\r\nConnection: close\r\n\r\nToo many connections to this listener now.";
@@ -104,9 +104,9 @@ pub struct Guarded<A> {
     listeners: HashMap<u16, Listener>,
     /// For connections on a port not listed (none in practice).
     other: Listener,
-    /// The snapshot whose certificates TLS handshakes use, when there are
-    /// TLS listeners.
-    tls: Option<crate::snapshot::Shared>,
+    /// The snapshot in force: the certificates of TLS handshakes, and
+    /// whether the fast path (`crate::fast`) answers first.
+    shared: Option<crate::snapshot::Shared>,
 }
 
 struct Listener {
@@ -148,24 +148,27 @@ impl<A> Guarded<A> {
             limits,
             listeners,
             other: Listener::new("other".into(), limits.max_connections),
-            tls: None,
+            shared: None,
         }
+    }
+
+    /// Reads the snapshot in force from `shared`: with `[server] fast_path`
+    /// on, bodiless HTTP/1.1 GET and HEAD redirects are answered by
+    /// [`crate::fast`] before the connection reaches `inner`.
+    pub fn with_snapshot(mut self, shared: crate::snapshot::Shared) -> Guarded<A> {
+        self.shared = Some(shared);
+        self
     }
 
     /// Adds the TLS listeners `listen`: their connections are handshaken
     /// here (within `header_timeout`, holding a connection slot) with the
-    /// certificates of the snapshot in force.
-    pub fn with_tls(
-        mut self,
-        listen: &[std::net::SocketAddr],
-        shared: crate::snapshot::Shared,
-    ) -> Guarded<A> {
+    /// certificates of the snapshot in force (see [`Guarded::with_snapshot`]).
+    pub fn with_tls(mut self, listen: &[std::net::SocketAddr]) -> Guarded<A> {
         for a in listen {
             let mut l = Listener::new(a.to_string(), self.limits.max_connections);
             l.tls = true;
             self.listeners.insert(a.port(), l);
         }
-        self.tls = Some(shared);
         self
     }
 
@@ -173,7 +176,7 @@ impl<A> Guarded<A> {
     /// head deadline; `None` when it failed or took too long (the client is
     /// closed: there is no HTTP to answer in yet).
     async fn handshake(&self, stream: Stream) -> Option<Stream> {
-        let state = self.tls.as_ref()?.load().tls.clone()?;
+        let state = self.shared.as_ref()?.load().tls.clone()?;
         let peer = peer_ip(&stream);
         match tokio::time::timeout(
             self.limits.header_timeout,
@@ -250,10 +253,17 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 }
             }
         }
-        let guarded: Stream = Box::new(GuardedStream::new(stream, self.limits, accepted));
+        let mut guarded = GuardedStream::new(stream, self.limits, accepted);
+        if let Some(shared) = &self.shared {
+            if crate::fast::serve(&mut guarded, shared, shutdown).await == crate::fast::Next::Close
+            {
+                listener.open.dec();
+                return None;
+            }
+        }
         // The connection, its keep-alive requests included, is served here;
         // the slot is held until it ends.
-        let reused = self.inner.process_new(guarded, shutdown).await;
+        let reused = self.inner.process_new(Box::new(guarded), shutdown).await;
         listener.open.dec();
         reused
     }
@@ -460,6 +470,65 @@ impl GuardedStream {
     }
 }
 
+/// What the fast path (`crate::fast`) needs of the connection it serves
+/// before Pingora does.
+impl GuardedStream {
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Whether HTTP/2 was chosen by ALPN.
+    pub(crate) fn is_h2(&self) -> bool {
+        matches!(self.phase.load(Ordering::Acquire), H2 | H2_PREFACE_DUE)
+    }
+
+    /// The client's address.
+    pub(crate) fn peer(&self) -> Option<std::net::IpAddr> {
+        peer_ip(&self.inner)
+    }
+
+    /// Whether the connection is TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.inner.get_ssl_digest().is_some()
+    }
+
+    /// When the current request head began.
+    pub(crate) fn head_started(&self) -> std::time::Instant {
+        self.head_started.into_std()
+    }
+
+    /// A request was answered and nothing of the next one has come: the
+    /// keep-alive wait, whose bound is the caller's.
+    pub(crate) fn idle(&self) {
+        set_phase_unless_h2(&self.phase, IDLE);
+    }
+
+    /// A request was answered and `bytes` of the next head are already
+    /// read: that head's deadline starts with the next read that waits.
+    pub(crate) fn next_head(&mut self, bytes: usize) {
+        set_phase_unless_h2(&self.phase, HEAD);
+        self.head_bytes = bytes;
+        self.deadline = None;
+        self.head_started = Instant::now();
+    }
+
+    /// Hands `bytes` (read but not answered) back: the next reads, Pingora's,
+    /// see them first, as if they had not been read.
+    pub(crate) fn unread(&mut self, bytes: &[u8]) {
+        let mut rest = bytes.to_vec();
+        rest.extend_from_slice(&self.peeked[self.peeked_at..]);
+        self.peeked = rest;
+        self.peeked_at = 0;
+    }
+
+    /// Writes an answer to the client (not watched: it is a response to a
+    /// request, counted where it is made).
+    pub(crate) async fn write_answer(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.inner.write_all(bytes).await?;
+        self.inner.flush().await
+    }
+}
+
 /// The guard of a request's connection, if the service wraps its connections.
 fn guard_of(session: &Session) -> Option<&GuardedStream> {
     let stream = session.as_downstream().stream()?;
@@ -650,10 +719,54 @@ impl Peek for GuardedStream {
     }
 }
 
+/// How long a closing connection goes on reading what the client still
+/// sends, and how much of it (see [`GuardedStream`]'s `shutdown`).
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
 #[async_trait]
 impl Shutdown for GuardedStream {
+    /// Closes the sending side, then reads and drops what the client still
+    /// sends (until it closes too, for at most [`LINGER`] and
+    /// [`LINGER_BYTES`]) before the socket is closed, as nginx's lingering
+    /// close does: a socket closed with unread bytes resets the connection,
+    /// and the reset can destroy the answer still on its way (a client
+    /// sending a body that was answered with `Connection: close` would see
+    /// "broken pipe" and no answer).
+    ///
+    /// Over TLS nothing can be read once `close_notify` is sent, so a client
+    /// still sending is read first (only one whose bytes are already
+    /// waiting: a client that sends nothing more, waiting for the close
+    /// that ends its answer, gets it at once).
     async fn shutdown(&mut self) {
-        Shutdown::shutdown(&mut *self.inner).await
+        let deadline = Instant::now() + LINGER;
+        let tls = self.inner.get_ssl().is_some();
+        if tls {
+            let mut sink = [0u8; 8192];
+            if let Ok(Ok(n @ 1..)) =
+                tokio::time::timeout(Duration::ZERO, self.inner.read(&mut sink)).await
+            {
+                self.linger(n, deadline).await;
+            }
+        }
+        Shutdown::shutdown(&mut *self.inner).await;
+        if !tls {
+            self.linger(0, deadline).await;
+        }
+    }
+}
+
+impl GuardedStream {
+    /// Reads and drops what the client sends until it closes, `deadline`,
+    /// or [`LINGER_BYTES`] (`read` of them read already).
+    async fn linger(&mut self, mut read: usize, deadline: Instant) {
+        let mut sink = [0u8; 8192];
+        while read < LINGER_BYTES {
+            match tokio::time::timeout_at(deadline, self.inner.read(&mut sink)).await {
+                Ok(Ok(n)) if n > 0 => read += n,
+                _ => break,
+            }
+        }
     }
 }
 

@@ -69,6 +69,7 @@ mod admin;
 pub mod audit;
 mod config;
 pub mod explain;
+mod fast;
 pub mod guard;
 mod health;
 mod http;

@@ -50,6 +50,7 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub upstream_responses: IntCounterVec,
     pub access_log_dropped: IntCounter,
+    pub fast_path: IntCounter,
     pub config_reload_duration: HistogramVec,
     pub certificate_expiry: IntGaugeVec,
 }
@@ -151,6 +152,10 @@ fn build() -> prometheus::Result<Metrics> {
             "pingora_redirect_upstream_responses_total",
             "Proxied responses by backend and status class (2xx ... 5xx, error when none came).",
             &["backend", "code"]
+        )?,
+        fast_path: register_int_counter!(
+            "pingora_redirect_fast_path_requests_total",
+            "Redirects answered by the fast path, below Pingora's proxy layer (counted in requests_total too)."
         )?,
         access_log_dropped: register_int_counter!(
             "pingora_redirect_access_log_dropped_total",

@@ -117,12 +117,13 @@ pub fn run(snap: Snapshot, opts: ServeOptions) -> Result<(), String> {
     };
     let mut app = pingora::proxy::http_proxy(&server.configuration, front);
     app.server_options = Some(options);
-    let mut guarded = Guarded::new(app, Limits::from_server(&cfg.server), &cfg.server.listen);
+    let mut guarded = Guarded::new(app, Limits::from_server(&cfg.server), &cfg.server.listen)
+        .with_snapshot(shared.clone());
     let tls_listen = crate::reload::tls_listen(&cfg);
     if !tls_listen.is_empty() {
         // TLS listeners are TCP listeners to Pingora (so an upgrade hands
         // them over like the others); the guard does the handshake.
-        guarded = guarded.with_tls(&tls_listen, shared.clone());
+        guarded = guarded.with_tls(&tls_listen);
     }
     let mut proxy = Service::new("pingora-redirect".to_string(), guarded);
     for addr in cfg.server.listen.iter().chain(&tls_listen) {

@@ -120,6 +120,9 @@ pub struct ServerConfig {
     pub admin: SocketAddr,
     pub threads: usize,
     pub h2c: bool,
+    /// Answer bodiless HTTP/1.1 GET and HEAD redirects below Pingora's
+    /// proxy layer (`crate::fast`); everything else goes to Pingora.
+    pub fast_path: bool,
     pub grace_period: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub watch: bool,
@@ -145,6 +148,7 @@ impl Default for ServerConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             h2c: false,
+            fast_path: true,
             grace_period: Duration::from_secs(5),
             trusted_proxies: Vec::new(),
             watch: false,

@@ -26,6 +26,7 @@ const SERVER_KEYS: &[&str] = &[
     "admin",
     "threads",
     "h2c",
+    "fast_path",
     "grace_period",
     "trusted_proxies",
     "watch",
@@ -161,6 +162,9 @@ impl Reader<'_> {
                     }
                 }
                 "h2c" => s.h2c = self.boolean(v, "h2c", None).unwrap_or(s.h2c),
+                "fast_path" => {
+                    s.fast_path = self.boolean(v, "fast_path", None).unwrap_or(s.fast_path)
+                }
                 "watch" => s.watch = self.boolean(v, "watch", None).unwrap_or(s.watch),
                 "grace_period" => {
                     if let Some(d) = self.duration(v, "grace_period", None) {

@@ -5,7 +5,8 @@
 //! HTTP/1.1 and HTTP/2. Keep-alive is kept for requests without a body; a
 //! small body is drained first and a larger one answered with
 //! `Connection: close`, so it is never read as the next request. On HTTP/2
-//! the rest of a body is read after the answer, so the stream ends cleanly.
+//! a body is read before the answer (within a time bound) and whatever is
+//! left after it, so the stream ends cleanly.
 //! 400 and 414 close the connection: what follows a request that was not
 //! understood is not trusted.
 
@@ -22,9 +23,10 @@ use std::time::Duration;
 pub const DRAIN_LIMIT: u64 = 64 * 1024;
 /// How long draining a small body may take.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-/// An HTTP/2 request body is read and dropped after the answer up to this
-/// size, so the stream ends cleanly; a larger one (or one still arriving
-/// after [`DRAIN_TIMEOUT`]) gets `RST_STREAM(NO_ERROR)`.
+/// An HTTP/2 request body is read and dropped up to this size before the
+/// answer and again after it (each within [`DRAIN_TIMEOUT`]), so the stream
+/// ends cleanly; a larger one, or one still arriving after that, gets
+/// `RST_STREAM(NO_ERROR)`.
 pub const H2_DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Does the client wait for `100 Continue` before it sends its body?
@@ -39,7 +41,17 @@ fn expects_continue(session: &Session) -> bool {
 /// Reads and drops a small request body so the connection can be kept;
 /// returns whether keep-alive is safe.
 async fn settle_body(session: &mut Session) -> bool {
-    if session.is_http2() || session.is_body_empty() {
+    if session.is_http2() {
+        // Read the body before answering, so the client's upload is over
+        // when the answer comes: curl 7.88 stops uploading a stream that
+        // was answered early when it follows the redirect (`-L`) and waits
+        // forever. What is not read within the time is read after.
+        if !expects_continue(session) {
+            read_h2_body(session).await;
+        }
+        return true;
+    }
+    if session.is_body_empty() {
         return true;
     }
     // A client waiting for `100 Continue` has not sent its body: answer now
@@ -96,6 +108,12 @@ async fn drain_h2_after_answer(session: &mut Session) {
     if !session.is_http2() || expects_continue(session) {
         return;
     }
+    read_h2_body(session).await;
+}
+
+/// Reads and drops the rest of an HTTP/2 request body, up to
+/// [`H2_DRAIN_LIMIT`] and for at most [`DRAIN_TIMEOUT`].
+async fn read_h2_body(session: &mut Session) {
     let down = session.as_downstream_mut();
     if down.is_body_done() {
         return;
