@@ -87,6 +87,11 @@ pub async fn serve(stream: &mut GuardedStream, shared: &Shared, shutdown: &Shutd
     let mut idle_timer: Option<Pin<Box<Sleep>>> = None;
     loop {
         if *shutdown.borrow() {
+            if answered && at == buf.len() {
+                // An idle keep-alive connection: closed, as Pingora closes
+                // its own when a graceful shutdown begins.
+                return Next::Close;
+            }
             // Pingora closes the connection after this request, and says so.
             stream.unread(&buf[at..]);
             return Next::Handoff;
@@ -98,7 +103,9 @@ pub async fn serve(stream: &mut GuardedStream, shared: &Shared, shutdown: &Shutd
                 // Between keep-alive requests: `idle_timeout`, or the
                 // start of a graceful shutdown, ends the wait.
                 stream.idle();
-                let until = Instant::now() + stream.limits().idle_timeout;
+                // Whole seconds, at least one, as Pingora's keep-alive.
+                let idle = stream.limits().idle_timeout.as_secs().max(1);
+                let until = Instant::now() + std::time::Duration::from_secs(idle);
                 let timer = match &mut idle_timer {
                     Some(t) => {
                         t.as_mut().reset(until);
@@ -131,7 +138,12 @@ pub async fn serve(stream: &mut GuardedStream, shared: &Shared, shutdown: &Shutd
         let len = match req.parse(&buf[at..]) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() - at <= MAX_HEAD => {
-                // The rest of the head, within the guard's head deadline.
+                // The rest of the head, within the guard's head deadline;
+                // what was answered goes, so the buffer holds one head.
+                if at > 0 {
+                    buf.drain(..at);
+                    at = 0;
+                }
                 match stream.read_buf(&mut buf).await {
                     Ok(n) if n > 0 => continue,
                     _ => return Next::Close,

@@ -46,7 +46,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Semaphore;
@@ -323,6 +323,12 @@ pub struct GuardedStream {
     /// When the current request head began: the accept for the first,
     /// its first byte for a later one (the start of the request's duration).
     head_started: Instant,
+    /// The fast path answered a request on it: Pingora, handed the
+    /// connection later, must not look for an HTTP/2 preface (see
+    /// `try_peek`).
+    reused: bool,
+    /// The lingering close, once `poll_shutdown` has begun it.
+    linger: Option<Linger>,
 }
 
 impl GuardedStream {
@@ -346,6 +352,8 @@ impl GuardedStream {
             replies: ReplyWatch::default(),
             // A request's duration starts with its head (after the handshake).
             head_started: Instant::now(),
+            reused: false,
+            linger: None,
         }
     }
 
@@ -499,13 +507,15 @@ impl GuardedStream {
 
     /// A request was answered and nothing of the next one has come: the
     /// keep-alive wait, whose bound is the caller's.
-    pub(crate) fn idle(&self) {
+    pub(crate) fn idle(&mut self) {
+        self.reused = true;
         set_phase_unless_h2(&self.phase, IDLE);
     }
 
     /// A request was answered and `bytes` of the next head are already
     /// read: that head's deadline starts with the next read that waits.
     pub(crate) fn next_head(&mut self, bytes: usize) {
+        self.reused = true;
         set_phase_unless_h2(&self.phase, HEAD);
         self.head_bytes = bytes;
         self.deadline = None;
@@ -639,6 +649,27 @@ impl AsyncRead for GuardedStream {
     }
 }
 
+/// Reads and drops what the client sends until it closes, the linger's
+/// deadline passes or [`LINGER_BYTES`] are read.
+fn poll_drain(
+    inner: &mut Stream,
+    linger: &mut Linger,
+    cx: &mut Context<'_>,
+    sink: &mut [u8],
+) -> Poll<()> {
+    loop {
+        if linger.read >= LINGER_BYTES || linger.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        let mut buf = ReadBuf::new(sink);
+        match Pin::new(&mut *inner).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) if !buf.filled().is_empty() => linger.read += buf.filled().len(),
+            Poll::Ready(_) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
 impl AsyncWrite for GuardedStream {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -672,8 +703,57 @@ impl AsyncWrite for GuardedStream {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
+    /// A lingering close, as nginx's: the sending side is closed, then
+    /// what the client still sends is read and dropped until it closes too
+    /// (for at most [`LINGER`] and [`LINGER_BYTES`]) before the socket is.
+    /// A socket closed with unread bytes resets the connection, and the
+    /// reset can destroy the answer still on its way: a client sending a
+    /// body that was answered with `Connection: close` would see "broken
+    /// pipe" and no answer. Over TLS nothing can be read once
+    /// `close_notify` is sent, so a client still sending is read first
+    /// (only one whose bytes are already waiting: a client waiting for the
+    /// close that ends its answer gets it at once).
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        let tls = this.inner.get_ssl().is_some();
+        let linger = this.linger.get_or_insert_with(|| Linger {
+            deadline: Box::pin(tokio::time::sleep(LINGER)),
+            read: 0,
+            stage: if tls {
+                LingerStage::Peek
+            } else {
+                LingerStage::CloseThenDrain
+            },
+        });
+        let inner = &mut this.inner;
+        let mut sink = [0u8; 8192];
+        loop {
+            match linger.stage {
+                LingerStage::Peek => {
+                    let mut buf = ReadBuf::new(&mut sink);
+                    linger.stage = match Pin::new(&mut *inner).poll_read(cx, &mut buf) {
+                        Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                            linger.read += buf.filled().len();
+                            LingerStage::DrainThenClose
+                        }
+                        _ => LingerStage::Close,
+                    };
+                }
+                LingerStage::DrainThenClose => {
+                    ready!(poll_drain(inner, linger, cx, &mut sink));
+                    linger.stage = LingerStage::Close;
+                }
+                LingerStage::Close => return Pin::new(&mut *inner).poll_shutdown(cx),
+                LingerStage::CloseThenDrain => {
+                    let _ = ready!(Pin::new(&mut *inner).poll_shutdown(cx));
+                    linger.stage = LingerStage::Drain;
+                }
+                LingerStage::Drain => {
+                    ready!(poll_drain(inner, linger, cx, &mut sink));
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
     }
 }
 
@@ -683,6 +763,13 @@ impl Peek for GuardedStream {
     /// preface, whichever is first, within the head deadline. The bytes read
     /// are served again by the next reads.
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        if self.reused {
+            // A keep-alive connection the fast path served first: its later
+            // requests are HTTP/1.1, as on Pingora's own keep-alive
+            // connections, which are never peeked.
+            buf.fill(0);
+            return Ok(true);
+        }
         let deadline = Instant::now() + self.limits.header_timeout;
         let mut chunk = [0u8; 64];
         while self.peeked.len() < buf.len()
@@ -720,53 +807,36 @@ impl Peek for GuardedStream {
 }
 
 /// How long a closing connection goes on reading what the client still
-/// sends, and how much of it (see [`GuardedStream`]'s `shutdown`).
+/// sends, and how much of it (see [`GuardedStream`]'s `poll_shutdown`).
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
 
-#[async_trait]
-impl Shutdown for GuardedStream {
-    /// Closes the sending side, then reads and drops what the client still
-    /// sends (until it closes too, for at most [`LINGER`] and
-    /// [`LINGER_BYTES`]) before the socket is closed, as nginx's lingering
-    /// close does: a socket closed with unread bytes resets the connection,
-    /// and the reset can destroy the answer still on its way (a client
-    /// sending a body that was answered with `Connection: close` would see
-    /// "broken pipe" and no answer).
-    ///
-    /// Over TLS nothing can be read once `close_notify` is sent, so a client
-    /// still sending is read first (only one whose bytes are already
-    /// waiting: a client that sends nothing more, waiting for the close
-    /// that ends its answer, gets it at once).
-    async fn shutdown(&mut self) {
-        let deadline = Instant::now() + LINGER;
-        let tls = self.inner.get_ssl().is_some();
-        if tls {
-            let mut sink = [0u8; 8192];
-            if let Ok(Ok(n @ 1..)) =
-                tokio::time::timeout(Duration::ZERO, self.inner.read(&mut sink)).await
-            {
-                self.linger(n, deadline).await;
-            }
-        }
-        Shutdown::shutdown(&mut *self.inner).await;
-        if !tls {
-            self.linger(0, deadline).await;
-        }
-    }
+/// Where a lingering close is (see `poll_shutdown`).
+#[derive(Debug)]
+struct Linger {
+    deadline: Pin<Box<Sleep>>,
+    read: usize,
+    stage: LingerStage,
 }
 
-impl GuardedStream {
-    /// Reads and drops what the client sends until it closes, `deadline`,
-    /// or [`LINGER_BYTES`] (`read` of them read already).
-    async fn linger(&mut self, mut read: usize, deadline: Instant) {
-        let mut sink = [0u8; 8192];
-        while read < LINGER_BYTES {
-            match tokio::time::timeout_at(deadline, self.inner.read(&mut sink)).await {
-                Ok(Ok(n)) if n > 0 => read += n,
-                _ => break,
-            }
-        }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LingerStage {
+    /// TLS: is the client still sending?
+    Peek,
+    /// TLS: it is; read it before `close_notify`.
+    DrainThenClose,
+    /// Close the sending side (TLS: `close_notify`), then be done.
+    Close,
+    /// Plain TCP: close the sending side, then read.
+    CloseThenDrain,
+    /// Plain TCP: read what still comes.
+    Drain,
+}
+
+#[async_trait]
+impl Shutdown for GuardedStream {
+    async fn shutdown(&mut self) {
+        let _ = AsyncWriteExt::shutdown(self).await;
     }
 }
 

@@ -345,3 +345,25 @@ fn a_keep_alive_connection_goes_on_after_each_fast_answer() {
         3.0
     );
 }
+
+/// With `h2c = true`, a connection the fast path served first stays
+/// HTTP/1.1, as Pingora's own keep-alive connections do: an HTTP/2 preface
+/// after a redirect is a malformed HTTP/1.1 head, not a switch of protocol.
+#[test]
+fn with_h2c_a_served_connection_does_not_switch_to_http2() {
+    let fast = Proxy::start_with("h2c = true", RULES);
+    let slow = Proxy::start_with("h2c = true\nfast_path = false", RULES);
+    let bytes: &[u8] =
+        b"GET /x HTTP/1.1\r\nHost: a.example\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let a = without_dates(&exchange(fast.port, bytes));
+    let b = without_dates(&exchange(slow.port, bytes));
+    assert_eq!(a, b);
+    assert!(
+        a.starts_with("HTTP/1.1 301 ") && a.contains("HTTP/1.1 400 "),
+        "{a}"
+    );
+    assert_eq!(
+        counter(&fast, "pingora_redirect_fast_path_requests_total"),
+        1.0
+    );
+}

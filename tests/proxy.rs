@@ -258,6 +258,46 @@ fn http1_request_body_is_never_read_as_a_request() {
     c.expect_closed();
 }
 
+/// A body too large to drain is answered with `Connection: close`; the
+/// proxy then goes on reading what the client sends until it is done (the
+/// lingering close), so the client's writes do not fail on a reset and the
+/// answer is not lost.
+#[test]
+fn http1_a_body_answered_with_close_is_read_to_its_end_not_reset() {
+    let proxy = Proxy::start(RULES);
+    const BODY: usize = 512 * 1024;
+    for round in 0..3 {
+        let mut c = proxy.connect();
+        let mut writer = c.stream.try_clone().expect("clone the socket");
+        let sent = std::thread::spawn(move || {
+            use std::io::Write;
+            let head = format!(
+                "POST /docs/upload HTTP/1.1\r\nHost: old.example.com\r\nContent-Length: {BODY}\r\n\r\n"
+            );
+            writer.write_all(head.as_bytes())?;
+            let chunk = [b'x'; 16 * 1024];
+            for _ in 0..BODY / chunk.len() {
+                writer.write_all(&chunk)?;
+            }
+            writer.flush()
+        });
+        let r = c.read_response(false);
+        assert_redirect(
+            &r,
+            308,
+            "https://new.example.com/documentation/upload",
+            "max-age=86400",
+            "close",
+        );
+        let written = sent.join().expect("the writer thread");
+        assert!(
+            written.is_ok(),
+            "round {round}: the client could not send its whole body: {written:?}"
+        );
+        c.expect_closed();
+    }
+}
+
 /// Sends one request on a fresh connection and reads its answer.
 fn one(proxy: &Proxy, req: &[u8]) -> (RawResponse, Conn) {
     let mut c = proxy.connect();

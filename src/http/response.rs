@@ -38,15 +38,29 @@ fn expects_continue(session: &Session) -> bool {
         .is_some()
 }
 
+/// The request's `Content-Length`, when it has one that is a number.
+fn content_length(session: &Session) -> Option<u64> {
+    session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
 /// Reads and drops a small request body so the connection can be kept;
 /// returns whether keep-alive is safe.
 async fn settle_body(session: &mut Session) -> bool {
     if session.is_http2() {
-        // Read the body before answering, so the client's upload is over
-        // when the answer comes: curl 7.88 stops uploading a stream that
-        // was answered early when it follows the redirect (`-L`) and waits
-        // forever. What is not read within the time is read after.
-        if !expects_continue(session) {
+        // A body of announced size is read before the answer, so the
+        // client's upload is over when the answer comes: curl 7.88 stops
+        // uploading a stream that was answered early when it follows the
+        // redirect (`-L`) and waits forever. What is not read within the
+        // time, and a body of unknown length (which may wait for the
+        // answer), is read after.
+        if !expects_continue(session)
+            && content_length(session).is_some_and(|n| n <= H2_DRAIN_LIMIT as u64)
+        {
             read_h2_body(session).await;
         }
         return true;
@@ -59,13 +73,7 @@ async fn settle_body(session: &mut Session) -> bool {
     if expects_continue(session) {
         return false;
     }
-    let len = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match len {
+    match content_length(session) {
         Some(n) if n <= DRAIN_LIMIT => {
             session.set_total_drain_timeout(Some(DRAIN_TIMEOUT));
             session.drain_request_body().await.is_ok()
