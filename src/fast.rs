@@ -333,15 +333,7 @@ fn answer<'s>(
             return None;
         }
     }
-    let reply = Reply {
-        status: r.status,
-        cache_control: snap.cache_control(r.cache_control),
-        location: r.location,
-        retry_after: r.retry_after,
-        headers: r.headers,
-        rule: Some(r.rule),
-        pool: None,
-    };
+    let reply = Reply::of_rule(snap, r);
     let hsts = snap
         .tls
         .as_ref()

@@ -62,6 +62,22 @@ pub struct Reply<'s> {
     pub pool: Option<(&'s str, &'s str)>,
 }
 
+impl<'s> Reply<'s> {
+    /// The reply of a rule's redirect, with the `Cache-Control` value the
+    /// snapshot built for it.
+    pub fn of_rule(snap: &'s Snapshot, r: crate::rules::Redirect<'s>) -> Reply<'s> {
+        Reply {
+            status: r.status,
+            cache_control: snap.cache_control(r.cache_control),
+            location: r.location,
+            retry_after: r.retry_after,
+            headers: r.headers,
+            rule: Some(r.rule),
+            pool: None,
+        }
+    }
+}
+
 /// What is done with a request.
 #[derive(Debug)]
 pub enum Action<'s> {
@@ -150,15 +166,7 @@ pub fn answer<'s>(snap: &'s Snapshot, req: &RequestView<'_>) -> Option<Routed<'s
         Decision::BadRequest(b) => {
             return Some(Routed::bad(b.status, b.reason));
         }
-        Decision::Redirect(r) => Action::Redirect(Reply {
-            status: r.status,
-            cache_control: snap.cache_control(r.cache_control),
-            location: r.location,
-            retry_after: r.retry_after,
-            headers: r.headers,
-            rule: Some(r.rule),
-            pool: None,
-        }),
+        Decision::Redirect(r) => Action::Redirect(Reply::of_rule(snap, r)),
         Decision::Pool(p) => {
             let pool = snap.pool(&p.pool.name)?;
             match pool.select(&hash_key(&pool.hash_key, req)) {
