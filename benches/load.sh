@@ -14,7 +14,9 @@
 #                                                # older build, for a before/after ratio
 #
 # Workloads: exact-1k, exact-1m (Cloudflare list / nginx `map` / HAProxy
-# `map_str`), prefix-1m (the suffix kept; pingora-redirect only: nginx needs
+# `map_str`), exact-layered-1m (exact-1m with 20 `[[redirect]]` tables
+# before the list and 20 after it: three layers a lookup goes through;
+# pingora-redirect only, with BASE when given), prefix-1m (the suffix kept; pingora-redirect only: nginx needs
 # a `location` per rule and HAProxy has no such map), regex-1k (a literal
 # each), regex-shared-10k (`^/article/(?P<id>[0-9]+)-topicI$`, all sharing
 # `/article/`), regex-noliteral-10k (`^.[a-z]{A}[0-9]{B}$`, no literal at all)
@@ -85,6 +87,23 @@ gen_exact() { # n dir
       printf "%s%s %s\n", h, p, t > (d "/haproxy.map")
     } }'
   printf '[[list]]\nid = "bulk"\nfile = "rules.csv"\n' >"$2/rules.toml"
+}
+
+# exact-1m's list between two runs of 20 `[[redirect]]` tables (other
+# hosts, a wildcard, a prefix without a host): three layers.
+gen_layers() { # dir
+  local f="$1/rules.toml"
+  : >"$f"
+  run() { # first
+    for ((i = $1; i < $1 + 18; i++)); do
+      printf '[[redirect]]\nid = "r%d"\nhost = "r%d.example.org"\npath = "/x"\nto = "https://new.example.org/%d"\n\n' "$i" "$i" "$i" >>"$f"
+    done
+    printf '[[redirect]]\nid = "w%d"\nhost = "*.w%d.example.org"\nprefix = "/"\nto = "https://new.example.org/w"\n\n' "$1" "$1" >>"$f"
+    printf '[[redirect]]\nid = "p%d"\nprefix = "/legacy%d"\nto = "https://new.example.org/l"\n\n' "$1" "$1" >>"$f"
+  }
+  run 0
+  printf '[[list]]\nid = "bulk"\nfile = "rules.csv"\n\n' >>"$f"
+  run 100
 }
 
 # Every TLS server picks from the same TLS 1.3 suites in the same order (the
@@ -318,6 +337,12 @@ for w in $WORKLOADS; do
       if [ "$w" = exact-1m ]; then start_pr "$d" off "$probe"; add "pingora-redirect, metrics off|$w" "$w" $n; fi
       start_nginx "$d" map "$probe"; add "nginx map|$w" "$w" $n
       start_haproxy "$d" map_str base "$probe"; add "HAProxy map_str|$w" "$w" $n
+      ;;
+    exact-layered-1m)
+      gen_exact 1000000 "$d"; gen_layers "$d"
+      probe="/old/0/page.html"
+      start_pr "$d" on "$probe"; add "pingora-redirect|$w" "$w" 1000000
+      add_base "$d" "$probe" "$w" 1000000
       ;;
     log-1k)
       gen_exact 1000 "$d"

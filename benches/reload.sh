@@ -7,6 +7,11 @@
 # - MODE=flip: `[maintenance] enabled` flips ROUNDS times (the list does not
 #   change, so the compiled rules are kept); time from each SIGHUP to the
 #   flip answering.
+# - MODE=idle: the list file changes with no load at all; time from SIGHUP
+#   to the new set answering (what the targets call the idle compile time).
+# - MODE=rule: the target of the one `[[redirect]]` beside the list changes
+#   ROUNDS times (the list's compiled layer is kept); time from each SIGHUP
+#   to the new target answering.
 #
 # By default wrk (on CPU 1) sends from 16 connections, each waiting
 # DELAY_MS between requests (about 10k requests/s, a fraction of what one
@@ -18,6 +23,8 @@
 #   bash benches/reload.sh                          # DURATION=10s RULES=1000000 DELAY_MS=1
 #   SATURATE=1 bash benches/reload.sh
 #   MODE=flip SATURATE=1 bash benches/reload.sh     # ROUNDS=5
+#   MODE=rule SATURATE=1 bash benches/reload.sh     # ROUNDS=5
+#   MODE=idle bash benches/reload.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +77,11 @@ targets = ["https://backup.example"]
 enabled = MAINTENANCE
 redirect_pool = "backup"
 
+[[redirect]]
+id = "edited"
+path = "/edited"
+to = "https://v0.example/"
+
 [[list]]
 id = "bulk"
 file = "rules.csv"
@@ -101,20 +113,41 @@ rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 
 load() { taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/requests.lua" "http://127.0.0.1:$port/"; }
 
-if [ "$MODE" = flip ]; then
+if [ "$MODE" = idle ]; then
+  cp "$work/b.csv" "$work/rules.csv.new" && mv "$work/rules.csv.new" "$work/rules.csv"
+  start=$(date +%s.%N)
+  kill -HUP "$pid"
+  until [ "$(probe)" = "https://b.example/new/7" ]; do
+    sleep 0.01
+    if (($(date +%s) - ${start%.*} > 60)); then echo "the new set never answered" >&2; exit 1; fi
+  done
+  end=$(date +%s.%N)
+  grep -o 'loaded, .*in force after [0-9]* ms' "$work/log" | sed 's/^/  log: /' >&2 || true
+  echo "| no load | SIGHUP → new $RULES-rule set answering: $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f s", b - a }') |"
+  exit 0
+fi
+
+if [ "$MODE" = flip ] || [ "$MODE" = rule ]; then
+  load >"$work/steady.out"
   flip_probe() { curl -s -o /dev/null -w '%{http_code}' -H 'Host: h7.example.com' "http://127.0.0.1:$port/elsewhere"; }
+  rule_probe() { curl -s -o /dev/null -w '%{redirect_url}' "http://127.0.0.1:$port/edited"; }
   load >"$work/flip.out" &
   wrk_pid=$!
   sleep 2
   times=()
   for ((r = 1; r <= ROUNDS; r++)); do
-    if ((r % 2)); then to=true; want=307; else to=false; want=404; fi
-    sed "s/^enabled = .*/enabled = $to/" "$work/bench.toml" >"$work/bench.toml.new"
+    if [ "$MODE" = flip ]; then
+      if ((r % 2)); then to=true; want=307; else to=false; want=404; fi
+      sed "s/^enabled = .*/enabled = $to/" "$work/bench.toml" >"$work/bench.toml.new"
+    else
+      want="https://v$r.example/"
+      sed "s|^to = \"https://v[0-9]*.example/\"|to = \"$want\"|" "$work/bench.toml" >"$work/bench.toml.new"
+    fi
     mv "$work/bench.toml.new" "$work/bench.toml"
     start=$(date +%s%N)
     kill -HUP "$pid"
-    until [ "$(flip_probe)" = "$want" ]; do
-      if (($(date +%s%N) - start > 60000000000)); then echo "the flip never answered" >&2; exit 1; fi
+    until [ "$(if [ "$MODE" = flip ]; then flip_probe; else rule_probe; fi)" = "$want" ]; do
+      if (($(date +%s%N) - start > 60000000000)); then echo "the new configuration never answered" >&2; exit 1; fi
     done
     times+=($((($(date +%s%N) - start) / 1000000)))
     sleep 0.5
@@ -122,10 +155,14 @@ if [ "$MODE" = flip ]; then
   wait "$wrk_pid"
   sorted=$(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')
   median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-  echo "| run | requests/s | p99 latency | non-3xx | SIGHUP → flip answering, ms (median; all) |"
+  what="maintenance flips"
+  [ "$MODE" = rule ] && what="one [[redirect]] edited"
+  echo "| run | requests/s | p99 latency | non-3xx | SIGHUP → new configuration answering, ms (median; all) |"
   echo "|---|---|---|---|---|"
-  echo "| maintenance flips, saturate=$SATURATE | $(awk '/Requests\/sec/ {print $2}' "$work/flip.out") | $(awk '$1 == "99%" {print $2}' "$work/flip.out") | $(awk '/Non-2xx or 3xx/ {print $5}' "$work/flip.out") | $median; $sorted|"
-  grep -o 'rules [a-z]*, in force after [0-9]* ms' "$work/log" | sed 's/^/  log: /' >&2 || true
+  echo "| steady state, saturate=$SATURATE | $(rps "$work/steady.out") | $(p99 "$work/steady.out") | 0 | – |"
+  echo "| $what, saturate=$SATURATE | $(awk '/Requests\/sec/ {print $2}' "$work/flip.out") | $(awk '$1 == "99%" {print $2}' "$work/flip.out") | $(awk '/Non-2xx or 3xx/ {print $5}' "$work/flip.out") | $median; $sorted|"
+  grep -o 'loaded, .*in force after [0-9]* ms' "$work/log" | sed 's/^/  log: /' >&2 || true
+  grep -o 'chains of the .*' "$work/log" | sed 's/^/  log: /' >&2 || true
   exit 0
 fi
 
@@ -148,6 +185,6 @@ non3xx=$(awk '/Non-2xx or 3xx/ {print $5}' "$work/reload.out")
 
 echo "| run | requests/s | p99 latency | non-3xx | SIGHUP → new $RULES-rule set answering |"
 echo "|---|---|---|---|---|"
-grep -o 'rules [a-z]*, in force after [0-9]* ms' "$work/log" | sed 's/^/  log: /' >&2 || true
+grep -o 'loaded, .*in force after [0-9]* ms' "$work/log" | sed 's/^/  log: /' >&2 || true
 echo "| steady state | $(rps "$work/steady.out") | $(p99 "$work/steady.out") | 0 | – |"
 echo "| reload during the run | $(rps "$work/reload.out") | $(p99 "$work/reload.out") | ${non3xx:-0} | $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f s", b - a }') |"

@@ -77,6 +77,7 @@ mod load;
 mod location;
 mod matcher;
 mod metrics;
+mod pace;
 mod plugin;
 mod pool;
 mod problem;

@@ -157,7 +157,13 @@ fn hasher() -> &'static hashbrown::DefaultHashBuilder {
 
 /// The digest of a list file's bytes, for [`rules_key_with`].
 pub(crate) fn list_digest(bytes: &[u8]) -> u64 {
-    hasher().hash_one(bytes) ^ bytes.len() as u64
+    use std::hash::Hasher;
+    let mut h = hasher().build_hasher();
+    for chunk in bytes.chunks(1 << 20) {
+        h.write(chunk);
+        crate::pace::point();
+    }
+    h.finish() ^ bytes.len() as u64
 }
 
 /// [`rules_key`] with the digests of the lists' bytes given (a reload

@@ -309,6 +309,7 @@ pub fn record_start(now: i64) {
     m.config_reloads.with_label_values(&["success"]);
     m.config_reloads.with_label_values(&["failure"]);
     m.config_reload_duration.with_label_values(&["kept"]);
+    m.config_reload_duration.with_label_values(&["partly_kept"]);
     m.config_reload_duration.with_label_values(&["compiled"]);
     m.config_last_reload_successful.set(1);
     m.config_last_reload_success_timestamp.set(now);

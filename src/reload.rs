@@ -93,10 +93,40 @@ fn needs_restart(old: &ServerConfig, new: &ServerConfig) -> Vec<&'static str> {
         .collect()
 }
 
-/// A new snapshot, and whether its rules were kept from the old one.
+/// How much of the running rule set a reload kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Nothing the rules are compiled from changed: the set itself.
+    All,
+    /// Some of its layers (`[[list]]`s, runs of `[[redirect]]` tables):
+    /// how many of how many, and how many rules they hold.
+    Layers {
+        kept: usize,
+        of: usize,
+        rules: usize,
+    },
+    /// Nothing: everything was compiled.
+    Nothing,
+}
+
+impl Kept {
+    /// The `rules` label of `pingora_redirect_config_reload_duration_seconds`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Kept::All => "kept",
+            Kept::Layers { .. } => "partly_kept",
+            Kept::Nothing => "compiled",
+        }
+    }
+}
+
+/// A new snapshot, and what of the old one's rules it kept.
 pub struct Prepared {
     pub snapshot: Snapshot,
-    pub kept_rules: bool,
+    pub kept: Kept,
+    /// Whether the chain lint of the new rules is still to run (after the
+    /// swap, see [`lint_later`]).
+    pub lint_later: bool,
 }
 
 /// Loads `path` and builds the snapshot requests will read; run on a thread
@@ -104,17 +134,20 @@ pub struct Prepared {
 /// `[[redirect]]` tables, the lists and their files' bytes, `[defaults]`,
 /// the pools: a maintenance flip, an upstream or log change), the compiled
 /// rules of `old` are kept, so the flip does not wait for a million rows to
-/// compile; else everything is compiled and linted. `old` also carries pool
-/// health over.
+/// compile. Else only the layers that changed are compiled (each
+/// `[[list]]`, and each run of `[[redirect]]` tables between them, is one;
+/// a list file found as it was is not even read again), and the loops are
+/// looked for from what changed ([`crate::rules::lint::loops_after`]); the
+/// chain warnings come after the swap. `old` also carries pool health over.
 pub fn prepare(path: &Path, old: &Snapshot) -> Result<Prepared, Vec<Problem>> {
-    use crate::load::{read_list, read_sources_with, rules_key_with};
+    use crate::load::{list_digest, read_list, read_sources_with, rules_key_with};
     // List files found as they were are not read again for the key.
     let mut files = Vec::new();
-    let sources = read_sources_with(path, |l| {
+    let mut sources = read_sources_with(path, |l| {
         read_list(&l.file, &mut files, Some(&old.list_files))
     })
     .map_err(|p| vec![p])?;
-    let digests: Vec<u64> = files.iter().map(|f| f.digest).collect();
+    let mut digests: Vec<u64> = files.iter().map(|f| f.digest).collect();
     let key = rules_key_with(&sources, &digests);
     let (tls, tls_problems) =
         crate::tls::build(&sources.config, &sources.certificates, crate::unix_now());
@@ -129,6 +162,8 @@ pub fn prepare(path: &Path, old: &Snapshot) -> Result<Prepared, Vec<Problem>> {
             .collect());
     }
     let keep = old.rules_key == Some(key) && !sources.problems.iter().any(Problem::is_error);
+    let mut kept = Kept::All;
+    let mut later = false;
     let snap = if keep {
         for w in sources.problems.iter().chain(&tls_problems) {
             log::warn!("{w}");
@@ -136,16 +171,61 @@ pub fn prepare(path: &Path, old: &Snapshot) -> Result<Prepared, Vec<Problem>> {
         Snapshot::with_rules(sources.config, old.rules.clone(), Some(key), files, tls)
     } else {
         // Compiling a large set takes a while: at nice 2, so that a saturated
-        // core does not starve it (see `COMPILE_NICE`).
+        // core does not starve it, in short slices (see `COMPILE_NICE`).
         compile_priority();
-        // Every list read for real (some were skipped above).
-        let mut files = Vec::new();
-        let sources = read_sources_with(path, |l| read_list(&l.file, &mut files, None))
-            .map_err(|p| vec![p])?;
-        let mut loaded = crate::load::load_sources(sources, crate::unix_now());
-        loaded.list_files = files;
+        let _slices = crate::pace::Slices::start();
+        // The lists whose layer must be compiled are read for real (one
+        // found as it was has no bytes yet).
+        for i in crate::rules::lists_to_compile(&sources, &digests, &old.rules) {
+            if !matches!(&sources.lists[i], Ok(b) if b.is_empty()) {
+                continue;
+            }
+            let l = &sources.config.lists[i];
+            sources.lists[i] = match std::fs::read(&l.file) {
+                Ok(bytes) => {
+                    digests[i] = list_digest(&bytes);
+                    files[i].digest = digests[i];
+                    Ok(bytes)
+                }
+                Err(e) => Err(
+                    Problem::error("io", format!("cannot read list \"{}\": {e}", l.id))
+                        .in_file(&l.file.display().to_string())
+                        .rule(Some(&l.id)),
+                ),
+            };
+        }
+        let now = crate::unix_now();
+        let (set, more) = crate::rules::compile_reusing(&sources, &digests, Some(&old.rules));
+        let (of, kept_layers, kept_rules) = set.shared_with(&old.rules);
+        let mut problems = sources.problems;
+        problems.extend(more);
+        // From what changed when less changed than was kept; else the
+        // whole lint costs no more and leaves nothing for later.
+        let loops = match kept_rules >= set.len() - kept_rules {
+            true if kept_layers > 0 => crate::rules::lint::loops_after(&set, &old.rules, now),
+            _ => None,
+        };
+        kept = match kept_layers {
+            0 => Kept::Nothing,
+            k => Kept::Layers {
+                kept: k,
+                of,
+                rules: kept_rules,
+            },
+        };
+        later = loops.is_some();
+        problems.extend(loops.unwrap_or_else(|| set.lint(now)));
+        problems.extend(tls_problems);
+        let loaded = crate::load::Loaded {
+            config: sources.config,
+            rules_key: key,
+            list_files: files,
+            rules: Some(set),
+            tls,
+            problems,
+        };
         let errors: Vec<Problem> = loaded.errors().cloned().collect();
-        if !loaded.ok() {
+        if !errors.is_empty() {
             return Err(errors);
         }
         for w in loaded.warnings() {
@@ -159,7 +239,8 @@ pub fn prepare(path: &Path, old: &Snapshot) -> Result<Prepared, Vec<Problem>> {
     }
     let prepared = |snapshot| Prepared {
         snapshot,
-        kept_rules: keep,
+        kept,
+        lint_later: later,
     };
     let unchecked = snap.keep_health_of(old);
     let upstream = snap
@@ -195,15 +276,20 @@ pub fn prepare(path: &Path, old: &Snapshot) -> Result<Prepared, Vec<Problem>> {
 /// The nice value a reload compiles at. At nice 19 (the lowest priority) a
 /// core kept busy by requests starved a 1M-row compile for minutes; at 0 it
 /// takes half the core from the requests while it runs. Nice 2 gives it
-/// about 40 % of a saturated core (CFS weights 655 against 1024): a 1M-row
-/// list compiled in 1.9 times its idle time (6.7 s against 3.5 s) while the
-/// requests' p99 rose 1.6 times (docs/benchmarks.md, "Reload").
+/// about 40 % of a saturated core (CFS weights 655 against 1024), and its
+/// loops give the CPU back every 250 µs (`crate::pace`), so requests get it
+/// between short runs rather than after whole slices (docs/benchmarks.md,
+/// "Reload"). Starting
+/// at nice 19 and raising the priority when starved was tried: it needs
+/// `CAP_SYS_NICE`, and the 100 ms it took to see the starvation was most of
+/// the budget of a one-rule reload under load.
 const COMPILE_NICE: i32 = 2;
 
 fn compile_priority() {
     set_nice(COMPILE_NICE);
 }
 
+/// Sets the calling thread's nice value.
 fn set_nice(nice: i32) {
     // SAFETY: gettid and setpriority take no pointers; setpriority on a
     // thread id changes only that thread on Linux.
@@ -217,6 +303,48 @@ fn set_nice(nice: i32) {
 /// nothing waits for, such as freeing the previous rules.
 fn lower_priority() {
     set_nice(19);
+}
+
+/// The chain lint of rules put in force by a reload that kept part of the
+/// running set (their loops were looked for before): on a thread of its
+/// own, at the compile's priority. Its warnings are logged, and what it
+/// records is what the next reload's lint starts from.
+/// A lint still running when the next reload puts other rules in force is
+/// given up: that reload's loops are found from the last lint that ran.
+fn lint_later(rules: Arc<crate::rules::RuleSet>, why: String) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LATEST: AtomicU64 = AtomicU64::new(0);
+    let me = LATEST.fetch_add(1, Ordering::SeqCst) + 1;
+    let spawned = std::thread::Builder::new()
+        .name("pingora-redirect lint".into())
+        .spawn(move || {
+            compile_priority();
+            let _slices = crate::pace::Slices::start();
+            let started = std::time::Instant::now();
+            let stop = || LATEST.load(Ordering::SeqCst) != me;
+            let Some(problems) = crate::rules::lint::lint_unless(&rules, crate::unix_now(), &stop)
+            else {
+                return;
+            };
+            for p in problems
+                .iter()
+                .filter(|p| p.code != "expired" && p.code != "permanent_with_expiry")
+            {
+                if p.is_error() {
+                    log::error!("{p}");
+                } else {
+                    log::warn!("{p}");
+                }
+            }
+            log::info!(
+                "reload ({why}): chains of the {} rules in force linted in {} ms",
+                rules.len(),
+                started.elapsed().as_millis()
+            );
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start a thread to lint the new rules: {e}");
+    }
 }
 
 /// Frees the previous snapshot on a thread of its own once the last request
@@ -290,7 +418,8 @@ impl Reloader {
         match result {
             Ok(Prepared {
                 snapshot: mut p,
-                kept_rules,
+                kept,
+                lint_later: later,
             }) => {
                 self.keep_tls_listeners(&mut p, why);
                 let restart = needs_restart(&self.started, &p.config.server);
@@ -303,18 +432,29 @@ impl Reloader {
                 crate::access_log::access_log().apply(&p.config.log);
                 let counts = p.rules.counts();
                 let n = p.rules.len();
+                let rules_now = p.rules.clone();
                 retire(self.shared.swap(Arc::new(p)));
                 let took = started.elapsed();
-                let rules = if kept_rules { "kept" } else { "compiled" };
+                let rules = kept.label();
                 metrics::set_rule_counts(counts);
                 metrics::set_certificate_expiry(self.shared.load().tls.as_deref());
                 metrics::record_reload(true, now);
                 metrics::record_reload_duration(rules, took);
+                let what = match kept {
+                    Kept::All => format!("{n} rules kept"),
+                    Kept::Layers { kept, of, rules } => format!(
+                        "{n} rules, {rules} of them kept ({kept} of {of} parts kept, the others compiled)"
+                    ),
+                    Kept::Nothing => format!("{n} rules compiled"),
+                };
                 log::info!(
-                    "reload ({why}): {} loaded, {n} rules {rules}, in force after {} ms",
+                    "reload ({why}): {} loaded, {what}, in force after {} ms",
                     self.path.display(),
                     took.as_millis()
                 );
+                if later {
+                    lint_later(rules_now, why.to_string());
+                }
                 true
             }
             Err(problems) => {

@@ -1402,64 +1402,148 @@ fn list_rows(tag: &str, n: usize, changed: Option<usize>) -> String {
 }
 
 #[test]
-fn a_maintenance_flip_keeps_the_compiled_rules_and_a_list_edit_changes_only_its_row() {
+fn a_reload_compiles_only_the_list_or_the_redirects_that_changed() {
     const ROWS: usize = 100_000;
     let a = Backend::start("a");
     let lists = TempDir::new("reload-lists");
     lists.write("one.csv", &list_rows("one", ROWS, None));
     let two = lists.write("two.csv", &list_rows("two", ROWS, None));
-    let sections = |maintenance: bool| {
+    // `redirect` is the one [[redirect]] table, before the lists.
+    let sections = |maintenance: bool, redirect: &str| {
         format!(
             "[pools.backup]\ntargets = [\"https://backup1.example.net\"]\n\n\
              [upstream]\nbackends = [\"{}\"]\n\n\
              [maintenance]\nenabled = {maintenance}\nredirect_pool = \"backup\"\n\n\
+             [[redirect]]\nid = \"moved\"\n{redirect}\n\n\
              [[list]]\nid = \"one\"\nfile = {}\n\n[[list]]\nid = \"two\"\nfile = {}\n",
             a.addr(),
             toml_str(&lists.path.join("one.csv").display().to_string()),
             toml_str(&two.display().to_string()),
         )
     };
-    let proxy = Proxy::start(&sections(false));
+    let moved_to = |to: &str| format!("path = \"/moved\"\nstatus = 301\nto = \"{to}\"");
+    let proxy = Proxy::start(&sections(false, &moved_to("https://first.example/")));
     let (port, admin) = (proxy.port, proxy.admin_port);
     let pid = proxy_pid(&proxy);
     let row = |tag: &str, i: usize| redirect_of(port, &format!("/{tag}/{i}"));
     let moved = |host: &str, tag: &str, i: usize| (301, Some(format!("https://{host}/{tag}/{i}")));
+    let rows_as_they_were = |skip: Option<(&str, usize)>| {
+        for (tag, i) in [
+            ("one", 5),
+            ("one", 7),
+            ("two", 6),
+            ("two", 7),
+            ("two", ROWS - 1),
+        ] {
+            if skip != Some((tag, i)) {
+                assert_eq!(row(tag, i), moved("new.example", tag, i), "{tag} {i}");
+            }
+        }
+    };
     assert_eq!(get(port, "/elsewhere").status, 200);
-    assert_eq!(row("one", 5), moved("new.example", "one", 5));
+    rows_as_they_were(None);
+    let series = |label: &str| {
+        format!("pingora_redirect_config_reload_duration_seconds_count{{rules=\"{label}\"}}")
+    };
+    let (kept, partly, compiled) = (series("kept"), series("partly_kept"), series("compiled"));
 
     // The flip: nothing the rules are compiled from changed; they are kept.
-    rewrite(&proxy, "", &sections(true));
+    rewrite(
+        &proxy,
+        "",
+        &sections(true, &moved_to("https://first.example/")),
+    );
     hup_and_wait(pid, admin, SUCCESS, 1);
     let r = get(port, "/elsewhere");
     assert_eq!(
         (r.status, r.header("location")),
         (307, Some("https://backup1.example.net/elsewhere"))
     );
-    assert_eq!(row("one", 5), moved("new.example", "one", 5));
+    rows_as_they_were(None);
     let line = expect_stderr_line(&proxy, 0, &["reload (SIGHUP)", "rules kept"]);
-    assert!(line.contains(&format!("{} rules kept", 2 * ROWS)), "{line}");
-    let kept = r#"pingora_redirect_config_reload_duration_seconds_count{rules="kept"}"#;
-    let compiled = r#"pingora_redirect_config_reload_duration_seconds_count{rules="compiled"}"#;
-    expect_metric(admin, kept, Some(1.0));
-    expect_metric(admin, compiled, Some(0.0));
+    assert!(
+        line.contains(&format!("{} rules kept", 2 * ROWS + 1)),
+        "{line}"
+    );
+    expect_metric(admin, &kept, Some(1.0));
+    expect_metric(admin, &compiled, Some(0.0));
 
-    // One row of the second list changes: everything is compiled again,
-    // and that row alone answers differently.
+    // One row of the second list changes: that list alone is compiled, and
+    // that row alone answers differently.
     let before = proxy.stderr().len();
     replace_file(&two, &list_rows("two", ROWS, Some(7)));
     hup_and_wait(pid, admin, SUCCESS, 2);
-    expect_stderr_line(&proxy, before, &["reload (SIGHUP)", "rules compiled"]);
-    expect_metric(admin, compiled, Some(1.0));
+    let line = expect_stderr_line(&proxy, before, &["reload (SIGHUP)", "of them kept"]);
+    assert!(
+        line.contains(&format!(
+            "{} rules, {} of them kept (2 of 3 parts kept",
+            2 * ROWS + 1,
+            ROWS + 1
+        )),
+        "{line}"
+    );
+    expect_metric(admin, &partly, Some(1.0));
+    expect_metric(admin, &compiled, Some(0.0));
     assert_eq!(row("two", 7), moved("changed.example", "two", 7));
-    for (tag, i) in [("two", 6), ("two", 8), ("one", 7), ("two", ROWS - 1)] {
-        assert_eq!(row(tag, i), moved("new.example", tag, i));
-    }
-    // Maintenance is still on, and a file rewritten with the same bytes
+    rows_as_they_were(Some(("two", 7)));
+    // The chain lint runs after the swap, and says so.
+    expect_stderr_line(&proxy, before, &["chains of the", "rules in force linted"]);
+
+    // The [[redirect]] changes: both lists are kept.
+    let before = proxy.stderr().len();
+    rewrite(
+        &proxy,
+        "",
+        &sections(true, &moved_to("https://second.example/")),
+    );
+    hup_and_wait(pid, admin, SUCCESS, 3);
+    let line = expect_stderr_line(&proxy, before, &["reload (SIGHUP)", "of them kept"]);
+    assert!(
+        line.contains(&format!("{} of them kept (2 of 3 parts kept", 2 * ROWS)),
+        "{line}"
+    );
+    expect_metric(admin, &partly, Some(2.0));
+    assert_eq!(
+        redirect_of(port, "/moved"),
+        (301, Some("https://second.example/".to_string()))
+    );
+    assert_eq!(row("two", 7), moved("changed.example", "two", 7));
+    rows_as_they_were(Some(("two", 7)));
+    expect_stderr_line(&proxy, before, &["chains of the", "rules in force linted"]);
+
+    // A [[redirect]] that closes a loop with a row of a kept list is
+    // refused, and the running rules stay.
+    let before = proxy.stderr().len();
+    rewrite(
+        &proxy,
+        "",
+        &sections(
+            true,
+            "host = \"new.example\"\npath = \"/one/5\"\nto = \"http://reload.test/one/5\"",
+        ),
+    );
+    hup_and_wait(pid, admin, FAILURE, 1);
+    let line = expect_stderr_line(&proxy, before, &["loop"]);
+    assert!(line.contains("\"one\" row \"reload.test/one/5\""), "{line}");
+    assert_eq!(
+        redirect_of(port, "/moved"),
+        (301, Some("https://second.example/".to_string()))
+    );
+    rows_as_they_were(Some(("two", 7)));
+
+    // Maintenance is still on, and a list rewritten with the same bytes
     // keeps the rules again.
+    rewrite(
+        &proxy,
+        "",
+        &sections(true, &moved_to("https://second.example/")),
+    );
     assert_eq!(get(port, "/elsewhere").status, 307);
     let before = proxy.stderr().len();
     replace_file(&two, &list_rows("two", ROWS, Some(7)));
-    hup_and_wait(pid, admin, SUCCESS, 3);
+    hup_and_wait(pid, admin, SUCCESS, 4);
     expect_stderr_line(&proxy, before, &["reload (SIGHUP)", "rules kept"]);
-    expect_metric(admin, kept, Some(2.0));
+    expect_metric(admin, &kept, Some(2.0));
+    // Only the refused reload compiled from scratch (a failure counts there).
+    expect_metric(admin, &compiled, Some(1.0));
 }

@@ -25,7 +25,7 @@ impl Compiler {
             cond,
         );
         if let Some(&first) = self.regex_seen.get(&sig) {
-            let place = self.set.rule(first).place();
+            let place = self.set.rule_at(first, Base::default()).place();
             self.problem(
                 Problem::error("duplicate_rule", format!("the same host, regex and conditions as the rule at {place}; remove one or add a condition")),
                 n,
@@ -50,7 +50,7 @@ impl Compiler {
     pub(super) fn report_shadowed(&mut self, by: u32, n: &NewRule<'_>) {
         if self.shadow_reports < MAX_REPORTS {
             self.shadow_reports += 1;
-            let by = self.set.rule(by);
+            let by = self.set.rule_at(by, Base::default());
             let msg = format!(
                 "can never match: rule \"{}\" at {} has the same host and path and no condition, so it always wins; move this rule before it or remove it",
                 by.id(),
@@ -113,7 +113,7 @@ impl Compiler {
                 loop {
                     let r = self.set.rules[cur as usize];
                     if same_conditions(&r, &rule) {
-                        let place = self.set.rule(cur).place();
+                        let place = self.set.rule_at(cur, Base::default()).place();
                         let what = if n.source.is_empty() {
                             String::new()
                         } else {

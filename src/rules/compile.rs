@@ -55,7 +55,7 @@ pub(super) struct NewRule<'a> {
 type RegexSignature = (u32, String, u16, u32);
 
 pub(super) struct Compiler {
-    pub(super) set: RuleSet,
+    pub(super) set: Layer,
     pub(super) problems: Vec<Problem>,
     pub(super) regex: Vec<Option<RegexTierBuilder>>,
     pub(super) regex_seen: HashMap<RegexSignature, u32>,
@@ -70,13 +70,212 @@ pub(super) struct Compiler {
 /// Most `shadowed` warnings reported one by one; the rest are counted.
 pub(super) const MAX_REPORTS: usize = 1000;
 
+/// One entry of the file: a `[[redirect]]` table or a `[[list]]` with its
+/// bytes.
+#[derive(Clone, Copy)]
+enum Entry<'a> {
+    R(&'a RedirectRule),
+    L(&'a ListSpec, &'a Result<Vec<u8>, Problem>),
+}
+
+/// What one layer is compiled from, and its key.
+struct Part<'a> {
+    entries: Vec<Entry<'a>>,
+    key: u64,
+}
+
+fn hasher() -> &'static hashbrown::DefaultHashBuilder {
+    static HASHER: std::sync::OnceLock<hashbrown::DefaultHashBuilder> = std::sync::OnceLock::new();
+    HASHER.get_or_init(Default::default)
+}
+
+/// The layers of a configuration, in file order: each `[[list]]` alone,
+/// each run of `[[redirect]]` tables between them together. A layer's key
+/// digests all it is compiled from: a run's tables (with their places,
+/// which its problems and `explain` name), `[defaults]` and the pools; a
+/// list's id, file, `metrics`, the digest of its bytes (`digests`, one per
+/// list) and `[defaults]`, but not the place of its `[[list]]` table, so
+/// an edit above it keeps it.
+fn parts<'a>(sources: &'a Sources, digests: &[u64]) -> Vec<Part<'a>> {
+    let cfg = &sources.config;
+    let mut entries: Vec<(usize, Entry<'a>, u64)> = cfg
+        .redirects
+        .iter()
+        .map(|r| (r.order, Entry::R(r), 0))
+        .collect();
+    entries.extend(
+        cfg.lists
+            .iter()
+            .zip(&sources.lists)
+            .enumerate()
+            .map(|(i, (l, data))| {
+                let digest = digests.get(i).copied().unwrap_or_default();
+                (l.order, Entry::L(l, data), digest)
+            }),
+    );
+    entries.sort_by_key(|(o, _, _)| *o);
+    let common = format!("{:?}", cfg.defaults);
+    let pools = format!("{:?}", cfg.pools);
+    let mut parts: Vec<Part<'a>> = Vec::new();
+    let mut run: Vec<Entry<'a>> = Vec::new();
+    let close_run = |run: &mut Vec<Entry<'a>>, parts: &mut Vec<Part<'a>>| {
+        if run.is_empty() {
+            return;
+        }
+        let text: Vec<String> = run
+            .iter()
+            .map(|e| match e {
+                Entry::R(r) => format!(
+                    "{:?}",
+                    RedirectRule {
+                        order: 0,
+                        ..(*r).clone()
+                    }
+                ),
+                Entry::L(..) => String::new(),
+            })
+            .collect();
+        let key = hasher().hash_one(("redirects", text, &common, &pools));
+        parts.push(Part {
+            entries: std::mem::take(run),
+            key,
+        });
+    };
+    for (_, e, digest) in entries {
+        match e {
+            Entry::R(_) => run.push(e),
+            Entry::L(l, _) => {
+                close_run(&mut run, &mut parts);
+                let key = hasher().hash_one((
+                    "list",
+                    &l.id,
+                    &l.file,
+                    format!("{:?}", l.metrics),
+                    digest,
+                    &common,
+                ));
+                parts.push(Part {
+                    entries: vec![e],
+                    key,
+                });
+            }
+        }
+    }
+    close_run(&mut run, &mut parts);
+    parts
+}
+
 /// Compiles a configuration and its lists into a rule set, with every
 /// problem found (rules that do not compile are left out). Pure: the lists
 /// are in `sources` already.
 pub fn compile(sources: &Sources) -> (RuleSet, Vec<Problem>) {
+    let digests: Vec<u64> = sources
+        .lists
+        .iter()
+        .map(|l| match l {
+            Ok(bytes) => crate::load::list_digest(bytes),
+            Err(p) => hasher().hash_one(p.to_string()),
+        })
+        .collect();
+    compile_reusing(sources, &digests, None)
+}
+
+/// [`compile`], keeping every layer of `old` whose key is unchanged (and
+/// the problems found between two kept layers): only what changed is
+/// compiled. `digests` is the digest of each list's bytes
+/// ([`crate::load::list_digest`]); a list whose layer is kept need not have
+/// its bytes in `sources`.
+pub(crate) fn compile_reusing(
+    sources: &Sources,
+    digests: &[u64],
+    old: Option<&RuleSet>,
+) -> (RuleSet, Vec<Problem>) {
     let cfg = &sources.config;
+    let pools: Vec<PoolInfo> = cfg
+        .pools
+        .values()
+        .map(|p| PoolInfo {
+            name: p.name.clone(),
+            targets: p
+                .targets
+                .iter()
+                .map(|t| (location::pool_base(&t.url), t.weight, t.url.clone()))
+                .collect(),
+        })
+        .collect();
+    let mut problems = Vec::new();
+    let mut layers: Vec<Placed> = Vec::new();
+    let mut at = Base::default();
+    let mut counts = RuleCounts::default();
+    for part in parts(sources, digests) {
+        let kept = old.and_then(|o| {
+            o.layers
+                .iter()
+                .find(|p| p.layer.key == part.key)
+                .map(|p| p.layer.clone())
+        });
+        let layer = match kept {
+            Some(layer) => layer,
+            None => std::sync::Arc::new(compile_layer(cfg, &pools, &part)),
+        };
+        problems.extend(layer.problems.iter().cloned());
+        counts.exact += layer.counts.exact;
+        counts.prefix += layer.counts.prefix;
+        counts.regex += layer.counts.regex;
+        let next = Base {
+            rules: at.rules + layer.rules.len() as u32,
+            labels: at.labels + layer.labels.len() as u32,
+        };
+        layers.push(Placed { layer, at });
+        at = next;
+    }
+    let mut cross = Vec::new();
+    for (j, b) in layers.iter().enumerate() {
+        for a in &layers[..j] {
+            let key = (a.layer.key, b.layer.key);
+            let found = old
+                .and_then(|o| o.cross.iter().find(|(k, _)| *k == key))
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| super::cross::cross(&a.layer, &b.layer));
+            problems.extend(found.iter().cloned());
+            cross.push((key, found));
+        }
+    }
+    let set = RuleSet {
+        layers,
+        defaults: cfg.defaults.clone(),
+        pools,
+        has_upstream: cfg.upstream.is_some(),
+        counts,
+        len: at.rules,
+        labels: at.labels,
+        cross,
+        edges: Default::default(),
+        lint_base: Default::default(),
+    };
+    (set, problems)
+}
+
+/// The lists (indices in `sources.config.lists`) whose layer `old` does not
+/// have: what [`compile_reusing`] needs the bytes of.
+pub(crate) fn lists_to_compile(sources: &Sources, digests: &[u64], old: &RuleSet) -> Vec<usize> {
+    let lists = &sources.config.lists;
+    parts(sources, digests)
+        .into_iter()
+        .filter(|part| !old.layers.iter().any(|p| p.layer.key == part.key))
+        .flat_map(|part| part.entries)
+        .filter_map(|e| match e {
+            Entry::L(l, _) => lists.iter().position(|x| std::ptr::eq(x, l)),
+            Entry::R(_) => None,
+        })
+        .collect()
+}
+
+/// Compiles one layer.
+fn compile_layer(cfg: &Config, pools: &[PoolInfo], part: &Part<'_>) -> Layer {
+    let redirects = part.entries.iter().any(|e| matches!(e, Entry::R(_)));
     let mut c = Compiler {
-        set: RuleSet {
+        set: Layer {
             rules: Vec::new(),
             arena: String::new(),
             labels: Vec::new(),
@@ -90,22 +289,17 @@ pub fn compile(sources: &Sources) -> (RuleSet, Vec<Problem>) {
             prefix_index: HashTable::new(),
             hasher: hashbrown::DefaultHashBuilder::default(),
             defaults: cfg.defaults.clone(),
-            pools: cfg
-                .pools
-                .values()
-                .map(|p| PoolInfo {
-                    name: p.name.clone(),
-                    targets: p
-                        .targets
-                        .iter()
-                        .map(|t| (location::pool_base(&t.url), t.weight, t.url.clone()))
-                        .collect(),
-                })
-                .collect(),
-            has_upstream: cfg.upstream.is_some(),
+            // List rows are never pool rules.
+            pools: if redirects {
+                pools.to_vec()
+            } else {
+                Vec::new()
+            },
             counts: RuleCounts::default(),
             switches: Vec::new(),
             switch_at: FastMap::default(),
+            key: part.key,
+            problems: Vec::new(),
         },
         problems: Vec::new(),
         regex: vec![None],
@@ -115,24 +309,8 @@ pub fn compile(sources: &Sources) -> (RuleSet, Vec<Problem>) {
         shadow_reports: 0,
         shadow_more: 0,
     };
-    enum Entry<'a> {
-        R(&'a RedirectRule),
-        L(&'a ListSpec, &'a Result<Vec<u8>, Problem>),
-    }
-    let mut entries: Vec<(usize, Entry<'_>)> = cfg
-        .redirects
-        .iter()
-        .map(|r| (r.order, Entry::R(r)))
-        .collect();
-    entries.extend(
-        cfg.lists
-            .iter()
-            .zip(&sources.lists)
-            .map(|(l, data)| (l.order, Entry::L(l, data))),
-    );
-    entries.sort_by_key(|(o, _)| *o);
-    for (_, e) in entries {
-        match e {
+    for e in &part.entries {
+        match *e {
             Entry::R(r) => c.add_redirect(cfg, r),
             Entry::L(l, data) => c.add_list(cfg, l, data),
         }
@@ -155,7 +333,8 @@ pub fn compile(sources: &Sources) -> (RuleSet, Vec<Problem>) {
     }
     set.arena.shrink_to_fit();
     set.rules.shrink_to_fit();
-    (set, c.problems)
+    set.problems = c.problems;
+    set
 }
 
 impl Compiler {
@@ -354,6 +533,7 @@ impl Compiler {
     }
 
     fn add(&mut self, n: NewRule<'_>) {
+        crate::pace::point();
         let tier = self.tier(n.host);
         let mut flags = 0u16;
         if n.query == QueryMode::Preserve {
@@ -463,9 +643,11 @@ impl Compiler {
             }
         }
 
-        // Path key.
-        let mut key = Span::default();
-        if n.kind != PathKind::Regex {
+        // Path key (a regex rule keeps its pattern there, for `cross.rs`).
+        let key;
+        if n.kind == PathKind::Regex {
+            key = self.push_str(n.path);
+        } else {
             let raw = n.path.as_bytes();
             let resolved = match remove_dot_segments(raw) {
                 Ok(p) => p,

@@ -18,7 +18,7 @@ use crate::matcher::path::{key as path_key, key_offset_to_path, lower_key, remov
 use crate::matcher::regex_tier::run;
 use crate::request::RequestView;
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// Longest path (as received, without the query) that is served: longer is 414.
 pub const MAX_PATH: usize = 8192;
@@ -108,6 +108,8 @@ struct Prepared<'a> {
     /// For `explain`: every rule whose host and path matched, and whether
     /// its conditions held.
     trace: Option<&'a RefCell<Vec<(u32, bool)>>>,
+    /// Where the rules of the layer being looked at start (for the trace).
+    trace_base: Cell<u32>,
 }
 
 /// A match: the rule and, for prefix rules, where the suffix starts in the key.
@@ -117,7 +119,17 @@ struct Hit {
     groups: Vec<Option<(usize, usize)>>,
 }
 
-impl RuleSet {
+impl Hit {
+    fn of(rule: u32) -> Hit {
+        Hit {
+            rule,
+            suffix_at: None,
+            groups: Vec::new(),
+        }
+    }
+}
+
+impl Layer {
     /// Whether rule `index` answers `req` (its apex flag and conditions).
     fn check(&self, index: u32, req: &Prepared<'_>, apex_mode: bool) -> bool {
         let r = &self.rules[index as usize];
@@ -132,7 +144,9 @@ impl RuleSet {
     fn holds(&self, index: u32, req: &Prepared<'_>, apex_mode: bool) -> bool {
         let held = self.check(index, req, apex_mode);
         if let Some(trace) = req.trace {
-            trace.borrow_mut().push((index, held));
+            trace
+                .borrow_mut()
+                .push((req.trace_base.get() + index, held));
         }
         held
     }
@@ -196,6 +210,77 @@ impl RuleSet {
         best
     }
 
+    /// The lower-cased key, computed once when a tier of `tier`'s kind needs it.
+    fn want_lc(&self, tier: u32, req: &mut Prepared<'_>) {
+        if self.tiers[tier as usize].has_ci && req.key_lc.is_none() {
+            req.key_lc = Some(match &req.key {
+                Cow::Borrowed(k) => lower_key(k),
+                Cow::Owned(k) => Cow::Owned(lower_key(k).into_owned()),
+            });
+        }
+    }
+
+    /// The first exact rule of `tier` that answers.
+    fn exact_in(&self, tier: u32, apex_mode: bool, req: &Prepared<'_>) -> Option<u32> {
+        let t = &self.tiers[tier as usize];
+        if !t.has_exact {
+            return None;
+        }
+        let a = self.chain(&self.exact_index, tier, false, &req.key);
+        let b = match (t.has_ci, req.key_lc.as_deref()) {
+            (true, Some(lc)) => self.chain(&self.exact_index, tier, true, lc),
+            _ => NONE,
+        };
+        self.first_of(a, b, req, apex_mode)
+    }
+
+    /// The first prefix rule of `tier` with the key cut at `end` that answers.
+    fn prefix_at(&self, tier: u32, apex_mode: bool, req: &Prepared<'_>, end: usize) -> Option<u32> {
+        let t = &self.tiers[tier as usize];
+        if !t.has_prefix || end > t.max_prefix as usize {
+            return None;
+        }
+        let a = self.chain(&self.prefix_index, tier, false, &req.key[..end]);
+        let b = match (t.has_ci, req.key_lc.as_deref()) {
+            (true, Some(lc)) => self.chain(&self.prefix_index, tier, true, &lc[..end]),
+            _ => NONE,
+        };
+        self.first_of(a, b, req, apex_mode)
+    }
+
+    /// The first regex rule of `tier` (file order) that matches and answers.
+    fn regex_in(
+        &self,
+        tier: u32,
+        apex_mode: bool,
+        req: &Prepared<'_>,
+        scratch: &mut Vec<u32>,
+    ) -> Option<Hit> {
+        let rt = self.tiers[tier as usize].regex.as_ref()?;
+        let key: &str = &req.key;
+        let matched = rt.candidates(key, scratch);
+        for &local in scratch.iter() {
+            let idx = rt.rule(local);
+            let r = &self.rules[idx as usize];
+            if !self.holds(idx, req, apex_mode) {
+                continue;
+            }
+            let re = rt.regex(local);
+            if r.flags & NEEDS_GROUPS != 0 {
+                let mut groups = Vec::new();
+                if run(re, key.as_bytes(), Some(&mut groups)) {
+                    return Some(Hit {
+                        groups,
+                        ..Hit::of(idx)
+                    });
+                }
+            } else if matched || run(re, key.as_bytes(), None) {
+                return Some(Hit::of(idx));
+            }
+        }
+        None
+    }
+
     fn match_tier(
         &self,
         tier: u32,
@@ -203,78 +288,23 @@ impl RuleSet {
         req: &mut Prepared<'_>,
         scratch: &mut Vec<u32>,
     ) -> Option<Hit> {
+        self.want_lc(tier, req);
+        let req = &*req;
+        if let Some(r) = self.exact_in(tier, apex_mode, req) {
+            return Some(Hit::of(r));
+        }
         let t = &self.tiers[tier as usize];
-        if t.has_ci && req.key_lc.is_none() {
-            req.key_lc = Some(match &req.key {
-                Cow::Borrowed(k) => lower_key(k),
-                Cow::Owned(k) => Cow::Owned(lower_key(k).into_owned()),
-            });
-        }
-        let key: &str = &req.key;
-        let lc: Option<&str> = if t.has_ci {
-            req.key_lc.as_deref()
-        } else {
-            None
-        };
-        let hit = |rule| Hit {
-            rule,
-            suffix_at: None,
-            groups: Vec::new(),
-        };
-        // Exact.
-        if t.has_exact {
-            let a = self.chain(&self.exact_index, tier, false, key);
-            let b = lc.map_or(NONE, |lc| self.chain(&self.exact_index, tier, true, lc));
-            if let Some(r) = self.first_of(a, b, req, apex_mode) {
-                return Some(hit(r));
-            }
-        }
-        // Longest prefix, cut at each '/' from the end.
         if t.has_prefix {
-            let bytes = key.as_bytes();
-            let mut end = bytes.len();
-            loop {
-                if end > t.max_prefix as usize {
-                    end = bytes[..end].iter().rposition(|b| *b == b'/').unwrap_or(0);
-                    continue;
-                }
-                let a = self.chain(&self.prefix_index, tier, false, &key[..end]);
-                let b = lc.map_or(NONE, |lc| {
-                    self.chain(&self.prefix_index, tier, true, &lc[..end])
-                });
-                if let Some(r) = self.first_of(a, b, req, apex_mode) {
+            for end in cuts(&req.key, t.max_prefix as usize) {
+                if let Some(r) = self.prefix_at(tier, apex_mode, req, end) {
                     return Some(Hit {
                         suffix_at: Some(end),
-                        ..hit(r)
+                        ..Hit::of(r)
                     });
                 }
-                if end == 0 {
-                    break;
-                }
-                end = bytes[..end].iter().rposition(|b| *b == b'/').unwrap_or(0);
             }
         }
-        // Regex: the patterns that match, in file order, from one scan.
-        if let Some(rt) = &t.regex {
-            let matched = rt.candidates(key, scratch);
-            for &local in scratch.iter() {
-                let idx = rt.rule(local);
-                let r = &self.rules[idx as usize];
-                if !self.holds(idx, req, apex_mode) {
-                    continue;
-                }
-                let re = rt.regex(local);
-                if r.flags & NEEDS_GROUPS != 0 {
-                    let mut groups = Vec::new();
-                    if run(re, key.as_bytes(), Some(&mut groups)) {
-                        return Some(Hit { groups, ..hit(idx) });
-                    }
-                } else if matched || run(re, key.as_bytes(), None) {
-                    return Some(hit(idx));
-                }
-            }
-        }
-        None
+        self.regex_in(tier, apex_mode, req, scratch)
     }
 
     /// Visits the host tiers in precedence order until one matches.
@@ -307,88 +337,13 @@ impl RuleSet {
         self.match_tier(0, false, req, &mut scratch)
     }
 
-    /// Decides what to do with one request (docs/configuration.md, "Matching"
-    /// and "The Location").
-    pub fn decide<'r>(&'r self, req: &RequestView<'_>) -> Decision<'r> {
-        self.decide_traced(req, None)
-    }
-
-    /// The rules `decide` tried for `req`, in order (their host and path
-    /// matched), and whether each one's conditions held: the last that held
-    /// answered.
-    pub fn considered<'r>(&'r self, req: &RequestView<'_>) -> Vec<(RuleRef<'r>, bool)> {
-        let trace = RefCell::new(Vec::new());
-        self.decide_traced(req, Some(&trace));
-        trace
-            .into_inner()
-            .into_iter()
-            .map(|(index, held)| (RuleRef { set: self, index }, held))
-            .collect()
-    }
-
-    fn decide_traced<'r>(
+    fn render<'r>(
         &'r self,
+        hit: Hit,
+        p: &Prepared<'_>,
         req: &RequestView<'_>,
-        trace: Option<&RefCell<Vec<(u32, bool)>>>,
+        at: Base,
     ) -> Decision<'r> {
-        if req.path.len() > MAX_PATH {
-            return Decision::BadRequest(BadRequest {
-                status: 414,
-                reason: format!("the path is longer than {MAX_PATH} bytes"),
-            });
-        }
-        if req.method == "OPTIONS" && req.path == b"*" {
-            return Decision::NoMatch;
-        }
-        if req.path.first() != Some(&b'/') {
-            // Only `OPTIONS *` has a target that is not an absolute path, and
-            // `${path}` after a target's host must start a new path segment.
-            return Decision::BadRequest(BadRequest {
-                status: 400,
-                reason: "the request target is not an absolute path".into(),
-            });
-        }
-        let host = match req.host.map(normalize_host) {
-            None => None,
-            Some(Ok(h)) => h,
-            Some(Err(e)) => return bad_host(e),
-        };
-        let path = match remove_dot_segments(req.path) {
-            Ok(p) => p,
-            Err(_) => {
-                return Decision::BadRequest(BadRequest {
-                    status: 400,
-                    reason: "the path climbs above the root with `..`".into(),
-                })
-            }
-        };
-        let mut prepared = Prepared {
-            host,
-            key: Cow::Borrowed(""),
-            path,
-            key_lc: None,
-            facts: Facts {
-                method: methods::bit(req.method).unwrap_or(0),
-                scheme: Some(req.scheme),
-                now: Some(req.now),
-                request: Some(req),
-            },
-            trace,
-        };
-        // `key` borrows from `path`, which lives in `prepared`: compute it owned
-        // only when the path needs rewriting.
-        let key = match &prepared.path {
-            Cow::Borrowed(p) => path_key(p),
-            Cow::Owned(p) => Cow::Owned(path_key(p).into_owned()),
-        };
-        prepared.key = key;
-        let Some(hit) = self.lookup(&mut prepared) else {
-            return Decision::NoMatch;
-        };
-        self.render(hit, &prepared, req)
-    }
-
-    fn render<'r>(&'r self, hit: Hit, p: &Prepared<'_>, req: &RequestView<'_>) -> Decision<'r> {
         let r = &self.rules[hit.rule as usize];
         let mut status = r.status;
         let safe = matches!(req.method, "GET" | "HEAD");
@@ -412,10 +367,7 @@ impl RuleSet {
         } else {
             None
         };
-        let rule = RuleRef {
-            set: self,
-            index: hit.rule,
-        };
+        let rule = self.rule_at(hit.rule, at);
         let path: &[u8] = &p.path;
         // Key offsets → path offsets (they differ only where escapes were decoded).
         let to_path = |k: usize| {
@@ -483,6 +435,200 @@ impl RuleSet {
             headers,
         })
     }
+}
+
+/// The ends of the cuts of `key` a prefix lookup probes, from the longest:
+/// the whole key, then at each `/` from the end, down to the empty key;
+/// none longer than `max`.
+fn cuts(key: &str, max: usize) -> impl Iterator<Item = usize> + '_ {
+    let bytes = key.as_bytes();
+    let mut end = Some(bytes.len());
+    std::iter::from_fn(move || loop {
+        let e = end?;
+        end = (e > 0).then(|| bytes[..e].iter().rposition(|b| *b == b'/').unwrap_or(0));
+        if e <= max {
+            return Some(e);
+        }
+    })
+}
+
+impl RuleSet {
+    /// The precedence steps of the layers: the host tiers in order and, in
+    /// each, exact, the prefix cuts, regex; at each step the layers in file
+    /// order. The first rule found, and its layer.
+    fn lookup(&self, req: &mut Prepared<'_>) -> Option<(usize, Hit)> {
+        if let [only] = self.layers.as_slice() {
+            req.trace_base.set(only.at.rules);
+            return only.layer.lookup(req).map(|h| (0, h));
+        }
+        let mut scratch = Vec::new();
+        let mut tiers: Vec<(usize, u32)> = Vec::with_capacity(self.layers.len());
+        let find = |tiers: &mut Vec<(usize, u32)>, pick: &dyn Fn(&Layer) -> Option<u32>| {
+            tiers.clear();
+            for (i, p) in self.layers.iter().enumerate() {
+                if let Some(t) = pick(&p.layer) {
+                    tiers.push((i, t));
+                }
+            }
+        };
+        if let Some(host) = req.host.clone() {
+            let host: &str = &host;
+            find(&mut tiers, &|l| l.exact_hosts.get(host).copied());
+            if let Some(h) = self.match_step(&tiers, false, req, &mut scratch) {
+                return Some(h);
+            }
+            if self.layers.iter().any(|p| !p.layer.wild_hosts.is_empty()) {
+                find(&mut tiers, &|l| l.wild_hosts.get(host).copied());
+                if let Some(h) = self.match_step(&tiers, true, req, &mut scratch) {
+                    return Some(h);
+                }
+                let mut rest = host;
+                while let Some(i) = rest.find('.') {
+                    rest = &rest[i + 1..];
+                    find(&mut tiers, &|l| l.wild_hosts.get(rest).copied());
+                    if let Some(h) = self.match_step(&tiers, false, req, &mut scratch) {
+                        return Some(h);
+                    }
+                }
+            }
+        }
+        find(&mut tiers, &|_| Some(0));
+        self.match_step(&tiers, false, req, &mut scratch)
+    }
+
+    /// One host step over the layers that have it (`tiers`: layer, tier).
+    fn match_step(
+        &self,
+        tiers: &[(usize, u32)],
+        apex_mode: bool,
+        req: &mut Prepared<'_>,
+        scratch: &mut Vec<u32>,
+    ) -> Option<(usize, Hit)> {
+        for &(i, t) in tiers {
+            self.layers[i].layer.want_lc(t, req);
+        }
+        let req = &*req;
+        let enter = |i: usize| {
+            let p = &self.layers[i];
+            req.trace_base.set(p.at.rules);
+            &p.layer
+        };
+        for &(i, t) in tiers {
+            if let Some(r) = enter(i).exact_in(t, apex_mode, req) {
+                return Some((i, Hit::of(r)));
+            }
+        }
+        let tier = |i: usize, t: u32| &self.layers[i].layer.tiers[t as usize];
+        let max = tiers
+            .iter()
+            .filter(|&&(i, t)| tier(i, t).has_prefix)
+            .map(|&(i, t)| tier(i, t).max_prefix as usize)
+            .max();
+        if let Some(max) = max {
+            for end in cuts(&req.key, max) {
+                for &(i, t) in tiers {
+                    if let Some(r) = enter(i).prefix_at(t, apex_mode, req, end) {
+                        return Some((
+                            i,
+                            Hit {
+                                suffix_at: Some(end),
+                                ..Hit::of(r)
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        for &(i, t) in tiers {
+            if let Some(h) = enter(i).regex_in(t, apex_mode, req, scratch) {
+                return Some((i, h));
+            }
+        }
+        None
+    }
+
+    /// Decides what to do with one request (docs/configuration.md, "Matching"
+    /// and "The Location").
+    pub fn decide<'r>(&'r self, req: &RequestView<'_>) -> Decision<'r> {
+        self.decide_traced(req, None)
+    }
+
+    /// The rules `decide` tried for `req`, in order (their host and path
+    /// matched), and whether each one's conditions held: the last that held
+    /// answered.
+    pub fn considered<'r>(&'r self, req: &RequestView<'_>) -> Vec<(RuleRef<'r>, bool)> {
+        let trace = RefCell::new(Vec::new());
+        self.decide_traced(req, Some(&trace));
+        trace
+            .into_inner()
+            .into_iter()
+            .map(|(index, held)| (self.rule(index), held))
+            .collect()
+    }
+
+    fn decide_traced<'r>(
+        &'r self,
+        req: &RequestView<'_>,
+        trace: Option<&RefCell<Vec<(u32, bool)>>>,
+    ) -> Decision<'r> {
+        if req.path.len() > MAX_PATH {
+            return Decision::BadRequest(BadRequest {
+                status: 414,
+                reason: format!("the path is longer than {MAX_PATH} bytes"),
+            });
+        }
+        if req.method == "OPTIONS" && req.path == b"*" {
+            return Decision::NoMatch;
+        }
+        if req.path.first() != Some(&b'/') {
+            // Only `OPTIONS *` has a target that is not an absolute path, and
+            // `${path}` after a target's host must start a new path segment.
+            return Decision::BadRequest(BadRequest {
+                status: 400,
+                reason: "the request target is not an absolute path".into(),
+            });
+        }
+        let host = match req.host.map(normalize_host) {
+            None => None,
+            Some(Ok(h)) => h,
+            Some(Err(e)) => return bad_host(e),
+        };
+        let path = match remove_dot_segments(req.path) {
+            Ok(p) => p,
+            Err(_) => {
+                return Decision::BadRequest(BadRequest {
+                    status: 400,
+                    reason: "the path climbs above the root with `..`".into(),
+                })
+            }
+        };
+        let mut prepared = Prepared {
+            host,
+            key: Cow::Borrowed(""),
+            path,
+            key_lc: None,
+            facts: Facts {
+                method: methods::bit(req.method).unwrap_or(0),
+                scheme: Some(req.scheme),
+                now: Some(req.now),
+                request: Some(req),
+            },
+            trace,
+            trace_base: Cell::new(0),
+        };
+        // `key` borrows from `path`, which lives in `prepared`: compute it owned
+        // only when the path needs rewriting.
+        let key = match &prepared.path {
+            Cow::Borrowed(p) => path_key(p),
+            Cow::Owned(p) => Cow::Owned(path_key(p).into_owned()),
+        };
+        prepared.key = key;
+        let Some((i, hit)) = self.lookup(&mut prepared) else {
+            return Decision::NoMatch;
+        };
+        let p = &self.layers[i];
+        p.layer.render(hit, &prepared, req, p.at)
+    }
 
     /// The rule that would answer a GET of `url` (absolute, or relative to the
     /// given scheme and host), ignoring time windows; for lint.
@@ -511,8 +657,10 @@ impl RuleSet {
                 request: None,
             },
             trace: None,
+            trace_base: Cell::new(0),
         };
-        self.lookup(&mut p).map(|h| h.rule)
+        self.lookup(&mut p)
+            .map(|(i, h)| self.layers[i].at.rules + h.rule)
     }
 }
 

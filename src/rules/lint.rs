@@ -22,10 +22,19 @@ const MAX_REPORTS: usize = 1000;
 
 /// Runs every lint over `set`; `now` is Unix seconds.
 pub fn lint(set: &RuleSet, now: i64) -> Vec<Problem> {
+    lint_unless(set, now, &|| false).unwrap_or_default()
+}
+
+/// [`lint`], given up (`None`) as soon as `stop` says so.
+pub(crate) fn lint_unless(
+    set: &RuleSet,
+    now: i64,
+    stop: &dyn Fn() -> bool,
+) -> Option<Vec<Problem>> {
     let mut out = Vec::new();
     expiry(set, now, &mut out);
-    loops_and_chains(set, &mut out);
-    out
+    loops_and_chains(set, &mut out, stop)?;
+    Some(out)
 }
 
 /// What is said of the findings past the first [`MAX_REPORTS`].
@@ -111,29 +120,70 @@ fn node_scheme(n: u32) -> Scheme {
     }
 }
 
-fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
+/// The edges of rule `i`'s nodes: for each scheme it answers, the node its
+/// target reaches (NONE: none); `None` for a scheme it does not answer.
+fn edges_of(set: &RuleSet, i: u32) -> [Option<u32>; 2] {
+    let r = set.rule(i);
+    let target = r.fixed_target();
+    [Scheme::Http, Scheme::Https].map(|scheme| {
+        if r.conditions().scheme.is_some_and(|s| s != scheme) {
+            return None;
+        }
+        let Some((abs, host, path)) = &target else {
+            return Some(NONE);
+        };
+        let to_scheme = abs.unwrap_or(scheme);
+        Some(
+            set.follow(
+                follow_method(set, i),
+                Some(to_scheme),
+                host.as_deref(),
+                path,
+            )
+            .map_or(NONE, |j| node(j, to_scheme)),
+        )
+    })
+}
+
+/// The loop error for `cycle` (nodes in order), said at its first rule.
+fn loop_problem(set: &RuleSet, cycle: &[u32]) -> (u32, Problem) {
+    let first = *cycle.iter().min_by_key(|x| **x / 2).unwrap_or(&cycle[0]);
+    let k = cycle.iter().position(|&x| x == first).unwrap_or(0);
+    let mut names: Vec<String> = cycle[k..]
+        .iter()
+        .chain(&cycle[..k])
+        .map(|&x| describe(set, x / 2))
+        .collect();
+    names.push(describe(set, first / 2));
+    let via = node_scheme(first).as_str();
+    let msg = if cycle.len() == 1 {
+        format!(
+            "the rule's target falls under the rule itself, so it redirects forever ({via}): {}; point it outside its own path (or add a condition)",
+            names.join(" → ")
+        )
+    } else {
+        format!(
+            "following the rules comes back here ({via}): {}; change one of these targets",
+            names.join(" → ")
+        )
+    };
+    (first / 2, at(set, first / 2, Problem::error("loop", msg)))
+}
+
+fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>, stop: &dyn Fn() -> bool) -> Option<()> {
     let n = set.len();
     let mut next = vec![NONE; 2 * n];
     let mut valid = vec![false; 2 * n];
-    for r in set.rules() {
-        let i = r.index();
-        let target = r.fixed_target();
-        for scheme in [Scheme::Http, Scheme::Https] {
-            if r.conditions().scheme.is_some_and(|s| s != scheme) {
-                continue;
-            }
-            let me = node(i, scheme) as usize;
-            valid[me] = true;
-            if let Some((abs, host, path)) = &target {
-                let to_scheme = abs.unwrap_or(scheme);
-                if let Some(j) = set.follow(
-                    follow_method(set, i),
-                    Some(to_scheme),
-                    host.as_deref(),
-                    path,
-                ) {
-                    next[me] = node(j, to_scheme);
-                }
+    for i in 0..n as u32 {
+        if i % 65536 == 0 && stop() {
+            return None;
+        }
+        crate::pace::point();
+        for (s, e) in edges_of(set, i).into_iter().enumerate() {
+            if let Some(e) = e {
+                let me = 2 * i as usize + s;
+                valid[me] = true;
+                next[me] = e;
             }
         }
     }
@@ -145,6 +195,9 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
     let mut stack = Vec::new();
     let mut loops = 0usize;
     for start in 0..m {
+        if start % 1024 == 0 {
+            crate::pace::point();
+        }
         if state[start] != 0 || !valid[start] {
             continue;
         }
@@ -161,26 +214,10 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
             for &x in cycle {
                 in_cycle[x as usize] = true;
             }
-            let first = *cycle.iter().min_by_key(|x| **x / 2).unwrap_or(&cur);
-            if reported.insert(first / 2) {
-                let k = cycle.iter().position(|&x| x == first).unwrap_or(0);
-                let mut names: Vec<String> = cycle[k..]
-                    .iter()
-                    .chain(&cycle[..k])
-                    .map(|&x| describe(set, x / 2))
-                    .collect();
-                names.push(describe(set, first / 2));
-                let via = node_scheme(first).as_str();
-                let msg = if cycle.len() == 1 {
-                    format!(
-                        "the rule's target falls under the rule itself, so it redirects forever ({via}): {}; point it outside its own path (or add a condition)",
-                        names.join(" → ")
-                    )
-                } else {
-                    format!("following the rules comes back here ({via}): {}; change one of these targets", names.join(" → "))
-                };
+            let (first, problem) = loop_problem(set, cycle);
+            if reported.insert(first) {
                 if loops < MAX_REPORTS {
-                    out.push(at(set, first / 2, Problem::error("loop", msg)));
+                    out.push(problem);
                 }
                 loops += 1;
             }
@@ -195,6 +232,9 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
     // Chains: a rule whose target another rule redirects again.
     let mut chains = 0usize;
     for i in 0..n as u32 {
+        if i % 1024 == 0 {
+            crate::pace::point();
+        }
         let Some(start) = [node(i, Scheme::Http), node(i, Scheme::Https)]
             .into_iter()
             .find(|&x| {
@@ -229,4 +269,132 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>) {
     if chains > MAX_REPORTS {
         out.push(Problem::warning("chain", more(chains, "chains")));
     }
+    let _ = set.edges.set(std::sync::Arc::new(next));
+    if let Ok(mut base) = set.lint_base.lock() {
+        base.take();
+    }
+    Some(())
+}
+
+/// The loops of `new`, found from the lint of `old` (a set it shares
+/// layers with), or of the set `old`'s own loops were found from while
+/// `old`'s [`lint`] has not finished: `None` when there is no such lint or
+/// the shared layers are not in the same order, and the whole lint is
+/// needed. With the expiry warnings of every rule, not the chains (which
+/// [`lint`] finds).
+///
+/// A loop of `new` has a node whose edge differs from the one `old`'s
+/// lint recorded (`old` has no loop). The edge of a node of a kept layer
+/// can change only by reaching a rule of a new layer, or because the rule
+/// it reached is gone. So the walks start at every node of the new layers
+/// and at every node of a kept layer whose recorded edge led into a layer
+/// that is gone, and follow the targets afresh at each step: they meet
+/// every loop there is, in time proportional to what changed.
+pub(crate) fn loops_after(
+    new: &RuleSet,
+    old: &std::sync::Arc<RuleSet>,
+    now: i64,
+) -> Option<Vec<Problem>> {
+    let base = match old.edges.get() {
+        Some(_) => old.clone(),
+        None => old.lint_base.lock().ok()?.clone()?,
+    };
+    let out = loops_from(new, &base, now)?;
+    if let Ok(mut b) = new.lint_base.lock() {
+        *b = Some(base);
+    }
+    Some(out)
+}
+
+fn loops_from(new: &RuleSet, old: &RuleSet, now: i64) -> Option<Vec<Problem>> {
+    let old_edges = old.edges.get()?.clone();
+    // For each old layer, the base of its rules in `new` when it is kept.
+    let mut kept: Vec<Option<u32>> = vec![None; old.layers.len()];
+    let mut last = None;
+    let mut fresh_layers = Vec::new();
+    for p in &new.layers {
+        match old
+            .layers
+            .iter()
+            .position(|o| std::sync::Arc::ptr_eq(&o.layer, &p.layer))
+        {
+            Some(i) => {
+                if last.is_some_and(|l| l >= i) {
+                    return None;
+                }
+                last = Some(i);
+                kept[i] = Some(p.at.rules);
+            }
+            None => fresh_layers.push(p),
+        }
+    }
+    let mut starts: Vec<u32> = Vec::new();
+    for p in fresh_layers {
+        for i in 0..p.layer.rules.len() as u32 {
+            starts.extend([
+                node(p.at.rules + i, Scheme::Http),
+                node(p.at.rules + i, Scheme::Https),
+            ]);
+        }
+    }
+    for (o, base) in old.layers.iter().zip(&kept) {
+        let Some(base) = *base else {
+            continue;
+        };
+        let from = 2 * o.at.rules as usize;
+        let len = 2 * o.layer.rules.len();
+        for (k, &e) in old_edges[from..from + len].iter().enumerate() {
+            if e != NONE && kept[old.layer_of(e / 2)].is_none() {
+                starts.push(2 * base + k as u32);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    expiry(new, now, &mut out);
+    // Edges found so far (UNKNOWN: not yet), and the walk state of each
+    // node: 1 on the walk under way, 2 done.
+    const UNKNOWN: u32 = NONE - 1;
+    let mut edges = vec![UNKNOWN; 2 * new.len()];
+    let mut state = vec![0u8; 2 * new.len()];
+    let mut edge = |x: u32| -> Option<u32> {
+        let e = &mut edges[x as usize];
+        if *e == UNKNOWN {
+            // NONE - 2 marks a scheme the rule does not answer.
+            *e = edges_of(new, x / 2)[(x % 2) as usize].unwrap_or(NONE - 2);
+        }
+        (*e != NONE - 2).then_some(*e)
+    };
+    let mut reported = std::collections::HashSet::new();
+    let mut loops = 0usize;
+    let mut stack = Vec::new();
+    for start in starts {
+        crate::pace::point();
+        if state[start as usize] != 0 || edge(start).is_none() {
+            continue;
+        }
+        stack.clear();
+        let mut cur = start;
+        while cur != NONE && state[cur as usize] == 0 {
+            state[cur as usize] = 1;
+            stack.push(cur);
+            cur = edge(cur).unwrap_or(NONE);
+        }
+        if cur != NONE && state[cur as usize] == 1 {
+            let pos = stack.iter().position(|&x| x == cur).unwrap_or(0);
+            let (first, problem) = loop_problem(new, &stack[pos..]);
+            if reported.insert(first) {
+                if loops < MAX_REPORTS {
+                    out.push(problem);
+                }
+                loops += 1;
+            }
+        }
+        for &x in &stack {
+            state[x as usize] = 2;
+        }
+    }
+    if loops > MAX_REPORTS {
+        out.push(Problem::error("loop", more(loops, "loops")));
+    }
+    Some(out)
 }

@@ -1,6 +1,6 @@
 //! The layout of a compiled rule set and how it is read from outside.
 //!
-//! A [`RuleSet`] holds its rules in one vector of 56-byte [`Rule`]s whose
+//! A [`RuleSet`] is made of [`Layer`]s. A layer holds its rules in one vector of 56-byte [`Rule`]s whose
 //! strings live in one arena; what only some rules carry (a template, a
 //! cache policy, headers, a regex's place) sits in `extras`, and each
 //! distinct set of conditions once in `conditions`. Exact and prefix rules
@@ -125,8 +125,9 @@ impl RuleCounts {
     }
 }
 
-/// The immutable, compiled rule set.
-pub struct RuleSet {
+/// One compiled part of a rule set: a run of `[[redirect]]` tables that
+/// follow each other in the file, or one `[[list]]` (see [`RuleSet`]).
+pub(crate) struct Layer {
     pub(super) rules: Vec<Rule>,
     pub(super) arena: String,
     pub(super) labels: Vec<Label>,
@@ -143,19 +144,32 @@ pub struct RuleSet {
     pub(super) hasher: hashbrown::DefaultHashBuilder,
     pub(super) defaults: Defaults,
     pub(super) pools: Vec<PoolInfo>,
-    pub(super) has_upstream: bool,
     pub(super) counts: RuleCounts,
     /// Runs of rules told apart by one header's value, and the first rule
     /// of each (flagged [`SWITCH`]) → its index in `switches`.
     pub(super) switches: Vec<super::switch::Switch>,
     pub(super) switch_at: FastMap<u32, u32>,
+    /// What the layer was compiled from (`compile.rs`): a reload that finds
+    /// the same key keeps the layer.
+    pub(super) key: u64,
+    /// The warnings its compile gave, said again when it is kept.
+    pub(super) problems: Vec<crate::problem::Problem>,
+}
+
+/// Where a layer's rules and labels start in the whole set's numbering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Base {
+    pub(super) rules: u32,
+    pub(super) labels: u32,
 }
 
 /// A rule, as seen from outside: its id, place and metrics label.
 #[derive(Clone, Copy)]
 pub struct RuleRef<'r> {
-    pub(super) set: &'r RuleSet,
+    pub(super) set: &'r Layer,
+    /// The rule's index in its layer.
     pub(super) index: u32,
+    pub(super) at: Base,
 }
 
 impl std::fmt::Debug for RuleRef<'_> {
@@ -173,7 +187,7 @@ impl<'r> RuleRef<'r> {
     }
     /// Position of the rule in the set (file order).
     pub fn index(&self) -> u32 {
-        self.index
+        self.at.rules + self.index
     }
     /// The `[[redirect]]` id or the list id.
     pub fn id(&self) -> &'r str {
@@ -214,7 +228,7 @@ impl<'r> RuleRef<'r> {
     /// Index of the rule's label (one per `[[redirect]]` or `[[list]]`), for
     /// per-label caches such as metric handles.
     pub fn label_index(&self) -> u32 {
-        self.rule().label
+        self.at.labels + self.rule().label
     }
     /// Whether metrics for this rule are per source URL.
     pub fn metrics_per_source(&self) -> bool {
@@ -327,48 +341,18 @@ pub(super) fn kind_bits(kind: PathKind) -> u16 {
     }) << KIND_SHIFT
 }
 
-impl RuleSet {
+impl Layer {
     pub(super) fn span(&self, s: Span) -> &str {
         &self.arena[s.off as usize..(s.off + s.len) as usize]
     }
 
-    /// Number of rules by kind.
-    pub fn counts(&self) -> RuleCounts {
-        self.counts
-    }
-
-    /// Number of rules.
-    pub fn len(&self) -> usize {
-        self.rules.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// The rule at `index` (file order).
-    pub fn rule(&self, index: u32) -> RuleRef<'_> {
-        RuleRef { set: self, index }
-    }
-
-    /// Whether requests no rule answers are proxied (there is an `[upstream]`).
-    pub fn has_upstream(&self) -> bool {
-        self.has_upstream
-    }
-
-    /// The `[defaults]` in force.
-    pub fn defaults(&self) -> &Defaults {
-        &self.defaults
-    }
-
-    /// The pools, by index.
-    pub fn pools(&self) -> &[PoolInfo] {
-        &self.pools
-    }
-
-    /// Number of distinct labels (rule and list ids).
-    pub fn label_count(&self) -> usize {
-        self.labels.len()
+    /// The rule at `index` in this layer, numbered from `at`.
+    pub(super) fn rule_at(&self, index: u32, at: Base) -> RuleRef<'_> {
+        RuleRef {
+            set: self,
+            index,
+            at,
+        }
     }
 
     pub(super) fn hash(&self, tier: u32, ci: bool, key: &str) -> u64 {
@@ -388,9 +372,112 @@ impl RuleSet {
             .copied()
             .unwrap_or(NONE)
     }
+}
+
+/// A layer in place: where its numbering starts.
+#[derive(Clone)]
+pub(super) struct Placed {
+    pub(super) layer: Arc<Layer>,
+    pub(super) at: Base,
+}
+
+/// The immutable, compiled rule set: its layers in file order.
+///
+/// Each `[[list]]` is a layer of its own, and so is each run of
+/// `[[redirect]]` tables between them, so a reload that changes one of
+/// them compiles that one alone and shares the others with the running set.
+/// A lookup visits the host tiers and path kinds in precedence order and,
+/// at each step, the layers in file order: the first rule found is the
+/// first in the file of those of its precedence, as with one index.
+pub struct RuleSet {
+    pub(super) layers: Vec<Placed>,
+    pub(super) defaults: Defaults,
+    pub(super) pools: Vec<PoolInfo>,
+    pub(super) has_upstream: bool,
+    pub(super) counts: RuleCounts,
+    pub(super) len: u32,
+    pub(super) labels: u32,
+    /// The problems found between two layers (`cross.rs`), by their keys.
+    pub(super) cross: Vec<((u64, u64), Vec<crate::problem::Problem>)>,
+    /// For every rule and scheme, the rule its target reaches (`lint.rs`):
+    /// what the lint of the next reload starts from.
+    pub(super) edges: std::sync::OnceLock<Arc<Vec<u32>>>,
+    /// Until `edges` is recorded: the earlier set whose edges this one's
+    /// loops were looked for from (`lint::loops_after`).
+    pub(super) lint_base: std::sync::Mutex<Option<Arc<RuleSet>>>,
+}
+
+impl RuleSet {
+    /// Number of rules by kind.
+    pub fn counts(&self) -> RuleCounts {
+        self.counts
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The index of the layer that holds rule `index`.
+    pub(super) fn layer_of(&self, index: u32) -> usize {
+        self.layers.partition_point(|p| p.at.rules <= index) - 1
+    }
+
+    /// The layer that holds rule `index`, and the index in it.
+    pub(super) fn locate(&self, index: u32) -> (&Placed, u32) {
+        let p = &self.layers[self.layer_of(index)];
+        (p, index - p.at.rules)
+    }
+
+    /// The rule at `index` (file order).
+    pub fn rule(&self, index: u32) -> RuleRef<'_> {
+        let (p, local) = self.locate(index);
+        p.layer.rule_at(local, p.at)
+    }
+
+    /// Whether requests no rule answers are proxied (there is an `[upstream]`).
+    pub fn has_upstream(&self) -> bool {
+        self.has_upstream
+    }
+
+    /// The `[defaults]` in force.
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
+    }
+
+    /// The pools, by index.
+    pub fn pools(&self) -> &[PoolInfo] {
+        &self.pools
+    }
+
+    /// Number of distinct labels (rule and list ids).
+    pub fn label_count(&self) -> usize {
+        self.labels as usize
+    }
 
     /// Every rule, in file order.
     pub fn rules(&self) -> impl Iterator<Item = RuleRef<'_>> {
-        (0..self.rules.len() as u32).map(|index| RuleRef { set: self, index })
+        self.layers
+            .iter()
+            .flat_map(|p| (0..p.layer.rules.len() as u32).map(move |i| p.layer.rule_at(i, p.at)))
+    }
+
+    /// How many layers there are, and how many of them (and of their rules)
+    /// are shared with `old`.
+    pub fn shared_with(&self, old: &RuleSet) -> (usize, usize, usize) {
+        let kept: Vec<&Placed> = self
+            .layers
+            .iter()
+            .filter(|p| old.layers.iter().any(|o| Arc::ptr_eq(&o.layer, &p.layer)))
+            .collect();
+        (
+            self.layers.len(),
+            kept.len(),
+            kept.iter().map(|p| p.layer.rules.len()).sum(),
+        )
     }
 }
