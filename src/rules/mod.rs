@@ -2,7 +2,13 @@
 //!
 //! Compilation turns a checked [`Config`](crate::config::Config) (and the rows
 //! of its bulk lists) into
-//! one immutable [`RuleSet`]:
+//! one immutable [`RuleSet`], made of layers: each `[[list]]` is one, and so
+//! is each run of `[[redirect]]` tables between lists. A reload keeps the
+//! layers whose sources did not change and compiles the others
+//! ([`compile_reusing`]); a lookup visits the precedence steps below and, at
+//! each, the layers in file order, so the first rule of the file among
+//! those of the winning precedence answers, as with one index. Within a
+//! layer:
 //!
 //! * **Host tiers.** Exact hosts and wildcard suffixes map to a tier number in
 //!   hash maps; tier 0 holds the rules without a host. A lookup visits the exact
@@ -23,8 +29,10 @@
 //!   (`switch.rs`).
 //!
 //! The files: `set.rs` the layout and [`RuleRef`]; `compile.rs` the
-//! pure compiler; `chains.rs` duplicates and shadowing; `decide.rs` the
-//! lookup and the rendering of a Location; `lint.rs` loops, chains and expiry.
+//! pure compiler; `chains.rs` duplicates and shadowing within a layer,
+//! `cross.rs` between two; `decide.rs` the lookup and the rendering of a
+//! Location; `lint.rs` loops, chains and expiry (and loops from what a
+//! reload changed).
 //!
 //! [`RuleSet::decide`] is pure: a [`RequestView`](crate::RequestView) in, a [`Decision`] out, with
 //! no I/O and no clock of its own. `explain`, the tests, the benchmarks and the
