@@ -176,16 +176,27 @@ pub fn prepare(path: &Path, old: &Snapshot) -> Result<Prepared, Vec<Problem>> {
         let _slices = crate::pace::Slices::start();
         // The lists whose layer must be compiled are read for real (one
         // found as it was has no bytes yet).
-        for i in crate::rules::lists_to_compile(&sources, &digests, &old.rules) {
+        let mut bytes: Vec<crate::rules::ListBytes> = files
+            .iter()
+            .map(|f| crate::rules::ListBytes {
+                digest: f.digest,
+                len: f.stamp.map_or(0, |(_, len, _)| len),
+            })
+            .collect();
+        for i in crate::rules::lists_to_compile(&sources, &bytes, &old.rules) {
             if !matches!(&sources.lists[i], Ok(b) if b.is_empty()) {
                 continue;
             }
             let l = &sources.config.lists[i];
             sources.lists[i] = match std::fs::read(&l.file) {
-                Ok(bytes) => {
-                    digests[i] = list_digest(&bytes);
+                Ok(read) => {
+                    digests[i] = list_digest(&read);
                     files[i].digest = digests[i];
-                    Ok(bytes)
+                    bytes[i] = crate::rules::ListBytes {
+                        digest: digests[i],
+                        len: read.len() as u64,
+                    };
+                    Ok(read)
                 }
                 Err(e) => Err(
                     Problem::error("io", format!("cannot read list \"{}\": {e}", l.id))
@@ -195,7 +206,14 @@ pub fn prepare(path: &Path, old: &Snapshot) -> Result<Prepared, Vec<Problem>> {
             };
         }
         let now = crate::unix_now();
-        let (set, more) = crate::rules::compile_reusing(&sources, &digests, Some(&old.rules));
+        // What was read again may differ from what its stamp said.
+        let key = rules_key_with(&sources, &digests);
+        let (set, more) = crate::rules::compile_reusing(
+            &sources,
+            &bytes,
+            Some(&old.rules),
+            crate::rules::LAYER_BYTES,
+        );
         let (of, kept_layers, kept_rules) = set.shared_with(&old.rules);
         let mut problems = sources.problems;
         problems.extend(more);
@@ -305,6 +323,10 @@ fn lower_priority() {
     set_nice(19);
 }
 
+/// Counts the rule sets put in force by reloads: a lint of a set no longer
+/// in force stops.
+static IN_FORCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The chain lint of rules put in force by a reload that kept part of the
 /// running set (their loops were looked for before): on a thread of its
 /// own, at the compile's priority. Its warnings are logged, and what it
@@ -312,16 +334,15 @@ fn lower_priority() {
 /// A lint still running when the next reload puts other rules in force is
 /// given up: that reload's loops are found from the last lint that ran.
 fn lint_later(rules: Arc<crate::rules::RuleSet>, why: String) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LATEST: AtomicU64 = AtomicU64::new(0);
-    let me = LATEST.fetch_add(1, Ordering::SeqCst) + 1;
+    use std::sync::atomic::Ordering;
+    let me = IN_FORCE.load(Ordering::SeqCst);
     let spawned = std::thread::Builder::new()
         .name("pingora-redirect lint".into())
         .spawn(move || {
             compile_priority();
             let _slices = crate::pace::Slices::start();
             let started = std::time::Instant::now();
-            let stop = || LATEST.load(Ordering::SeqCst) != me;
+            let stop = || IN_FORCE.load(Ordering::SeqCst) != me;
             let Some(problems) = crate::rules::lint::lint_unless(&rules, crate::unix_now(), &stop)
             else {
                 return;
@@ -434,6 +455,9 @@ impl Reloader {
                 let n = p.rules.len();
                 let rules_now = p.rules.clone();
                 retire(self.shared.swap(Arc::new(p)));
+                if kept != Kept::All {
+                    IN_FORCE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 let took = started.elapsed();
                 let rules = kept.label();
                 metrics::set_rule_counts(counts);

@@ -89,19 +89,34 @@ fn hasher() -> &'static hashbrown::DefaultHashBuilder {
     HASHER.get_or_init(Default::default)
 }
 
-/// The layers of a configuration, in file order: each `[[list]]` alone,
-/// each run of `[[redirect]]` tables between them together. A layer's key
-/// digests all it is compiled from: a run's tables (with their places,
-/// which its problems and `explain` name), `[defaults]` and the pools; a
-/// list's id, file, `metrics`, the digest of its bytes (`digests`, one per
-/// list) and `[defaults]`, but not the place of its `[[list]]` table, so
-/// an edit above it keeps it.
-fn parts<'a>(sources: &'a Sources, digests: &[u64]) -> Vec<Part<'a>> {
+/// A list file of at least this many bytes (about 12,000 rows) is a layer
+/// of its own; a smaller one is compiled with the `[[redirect]]` tables
+/// around it, so that many small lists do not make many layers (a lookup
+/// visits every layer).
+pub(crate) const LAYER_BYTES: u64 = 1 << 20;
+
+/// What identifies a list's bytes without them: their digest and length.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub(crate) struct ListBytes {
+    pub(crate) digest: u64,
+    pub(crate) len: u64,
+}
+
+/// The layers of a configuration, in file order: each list of at least
+/// `layer_bytes` alone; the `[[redirect]]` tables and smaller lists
+/// between them together. A layer's key digests all it is compiled from:
+/// the tables' text with their places (which problems and `explain`
+/// name), the small lists' entries and bytes (`lists`, one per list), the
+/// names of the pools; for a list alone its id, file, `metrics` and bytes,
+/// but not the place of its `[[list]]` table, so an edit above it keeps
+/// it; for every layer the `[defaults]` its rules read (all of them for
+/// tables; `preserve_method` and the two cache policies for list rows).
+fn parts<'a>(sources: &'a Sources, lists: &[ListBytes], layer_bytes: u64) -> Vec<Part<'a>> {
     let cfg = &sources.config;
-    let mut entries: Vec<(usize, Entry<'a>, u64)> = cfg
+    let mut entries: Vec<(usize, Entry<'a>, ListBytes)> = cfg
         .redirects
         .iter()
-        .map(|r| (r.order, Entry::R(r), 0))
+        .map(|r| (r.order, Entry::R(r), ListBytes::default()))
         .collect();
     entries.extend(
         cfg.lists
@@ -109,22 +124,28 @@ fn parts<'a>(sources: &'a Sources, digests: &[u64]) -> Vec<Part<'a>> {
             .zip(&sources.lists)
             .enumerate()
             .map(|(i, (l, data))| {
-                let digest = digests.get(i).copied().unwrap_or_default();
-                (l.order, Entry::L(l, data), digest)
+                let bytes = lists.get(i).copied().unwrap_or_default();
+                (l.order, Entry::L(l, data), bytes)
             }),
     );
     entries.sort_by_key(|(o, _, _)| *o);
-    let common = format!("{:?}", cfg.defaults);
-    let pools = format!("{:?}", cfg.pools);
+    let d = &cfg.defaults;
+    let row_defaults = (
+        d.preserve_method,
+        &d.permanent_cache_control,
+        &d.temporary_cache_control,
+    );
+    let all_defaults = format!("{d:?}");
+    let pool_names: Vec<&String> = cfg.pools.keys().collect();
     let mut parts: Vec<Part<'a>> = Vec::new();
-    let mut run: Vec<Entry<'a>> = Vec::new();
-    let close_run = |run: &mut Vec<Entry<'a>>, parts: &mut Vec<Part<'a>>| {
+    let mut run: Vec<(Entry<'a>, ListBytes)> = Vec::new();
+    let close_run = |run: &mut Vec<(Entry<'a>, ListBytes)>, parts: &mut Vec<Part<'a>>| {
         if run.is_empty() {
             return;
         }
         let text: Vec<String> = run
             .iter()
-            .map(|e| match e {
+            .map(|(e, bytes)| match e {
                 Entry::R(r) => format!(
                     "{:?}",
                     RedirectRule {
@@ -132,63 +153,75 @@ fn parts<'a>(sources: &'a Sources, digests: &[u64]) -> Vec<Part<'a>> {
                         ..(*r).clone()
                     }
                 ),
-                Entry::L(..) => String::new(),
+                Entry::L(l, _) => format!("list {:?} {:?} {:?} {bytes:?}", l.id, l.file, l.metrics),
             })
             .collect();
-        let key = hasher().hash_one(("redirects", text, &common, &pools));
+        let key = hasher().hash_one(("run", text, &all_defaults, &pool_names));
         parts.push(Part {
-            entries: std::mem::take(run),
+            entries: run.drain(..).map(|(e, _)| e).collect(),
             key,
         });
     };
-    for (_, e, digest) in entries {
+    for (_, e, bytes) in entries {
         match e {
-            Entry::R(_) => run.push(e),
-            Entry::L(l, _) => {
+            Entry::L(l, _) if bytes.len >= layer_bytes => {
                 close_run(&mut run, &mut parts);
                 let key = hasher().hash_one((
                     "list",
                     &l.id,
                     &l.file,
                     format!("{:?}", l.metrics),
-                    digest,
-                    &common,
+                    bytes,
+                    row_defaults,
                 ));
                 parts.push(Part {
                     entries: vec![e],
                     key,
                 });
             }
+            _ => run.push((e, bytes)),
         }
     }
     close_run(&mut run, &mut parts);
     parts
 }
 
+/// The digest and length of each list's bytes in `sources`.
+pub(super) fn list_bytes(sources: &Sources) -> Vec<ListBytes> {
+    sources
+        .lists
+        .iter()
+        .map(|l| match l {
+            Ok(bytes) => ListBytes {
+                digest: crate::load::list_digest(bytes),
+                len: bytes.len() as u64,
+            },
+            Err(p) => ListBytes {
+                digest: hasher().hash_one(p.to_string()),
+                len: 0,
+            },
+        })
+        .collect()
+}
+
 /// Compiles a configuration and its lists into a rule set, with every
 /// problem found (rules that do not compile are left out). Pure: the lists
 /// are in `sources` already.
 pub fn compile(sources: &Sources) -> (RuleSet, Vec<Problem>) {
-    let digests: Vec<u64> = sources
-        .lists
-        .iter()
-        .map(|l| match l {
-            Ok(bytes) => crate::load::list_digest(bytes),
-            Err(p) => hasher().hash_one(p.to_string()),
-        })
-        .collect();
-    compile_reusing(sources, &digests, None)
+    compile_reusing(sources, &list_bytes(sources), None, LAYER_BYTES)
 }
 
 /// [`compile`], keeping every layer of `old` whose key is unchanged (and
 /// the problems found between two kept layers): only what changed is
-/// compiled. `digests` is the digest of each list's bytes
-/// ([`crate::load::list_digest`]); a list whose layer is kept need not have
-/// its bytes in `sources`.
+/// compiled. `lists` identifies each list's bytes
+/// ([`crate::load::list_digest`] and length); a list whose layer is kept
+/// need not have its bytes in `sources`. Lists of `layer_bytes` or more
+/// are layers of their own ([`LAYER_BYTES`]).
 pub(crate) fn compile_reusing(
     sources: &Sources,
-    digests: &[u64],
+    lists: &[ListBytes],
     old: Option<&RuleSet>,
+    layer_bytes: u64,
 ) -> (RuleSet, Vec<Problem>) {
     let cfg = &sources.config;
     let pools: Vec<PoolInfo> = cfg
@@ -207,7 +240,7 @@ pub(crate) fn compile_reusing(
     let mut layers: Vec<Placed> = Vec::new();
     let mut at = Base::default();
     let mut counts = RuleCounts::default();
-    for part in parts(sources, digests) {
+    for part in parts(sources, lists, layer_bytes) {
         let kept = old.and_then(|o| {
             o.layers
                 .iter()
@@ -229,16 +262,16 @@ pub(crate) fn compile_reusing(
         layers.push(Placed { layer, at });
         at = next;
     }
-    let mut cross = Vec::new();
+    let mut cross = HashMap::new();
     for (j, b) in layers.iter().enumerate() {
         for a in &layers[..j] {
             let key = (a.layer.key, b.layer.key);
             let found = old
-                .and_then(|o| o.cross.iter().find(|(k, _)| *k == key))
-                .map(|(_, p)| p.clone())
-                .unwrap_or_else(|| super::cross::cross(&a.layer, &b.layer));
+                .and_then(|o| o.cross.get(&key))
+                .cloned()
+                .unwrap_or_else(|| std::sync::Arc::new(super::cross::cross(&a.layer, &b.layer)));
             problems.extend(found.iter().cloned());
-            cross.push((key, found));
+            cross.insert(key, found);
         }
     }
     let set = RuleSet {
@@ -258,9 +291,13 @@ pub(crate) fn compile_reusing(
 
 /// The lists (indices in `sources.config.lists`) whose layer `old` does not
 /// have: what [`compile_reusing`] needs the bytes of.
-pub(crate) fn lists_to_compile(sources: &Sources, digests: &[u64], old: &RuleSet) -> Vec<usize> {
+pub(crate) fn lists_to_compile(
+    sources: &Sources,
+    bytes: &[ListBytes],
+    old: &RuleSet,
+) -> Vec<usize> {
     let lists = &sources.config.lists;
-    parts(sources, digests)
+    parts(sources, bytes, LAYER_BYTES)
         .into_iter()
         .filter(|part| !old.layers.iter().any(|p| p.layer.key == part.key))
         .flat_map(|part| part.entries)

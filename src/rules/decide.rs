@@ -627,7 +627,16 @@ impl RuleSet {
             return Decision::NoMatch;
         };
         let p = &self.layers[i];
-        p.layer.render(hit, &prepared, req, p.at)
+        match p.layer.render(hit, &prepared, req, p.at) {
+            // A kept layer knows its pools by name: the set's are current.
+            Decision::Pool(mut d) => {
+                if let Some(fresh) = self.pools.iter().find(|x| x.name == d.pool.name) {
+                    d.pool = fresh;
+                }
+                Decision::Pool(d)
+            }
+            d => d,
+        }
     }
 
     /// The rule that would answer a GET of `url` (absolute, or relative to the

@@ -197,6 +197,9 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>, stop: &dyn Fn() -> bo
     for start in 0..m {
         if start % 1024 == 0 {
             crate::pace::point();
+            if start % 65536 == 0 && stop() {
+                return None;
+            }
         }
         if state[start] != 0 || !valid[start] {
             continue;
@@ -234,6 +237,9 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>, stop: &dyn Fn() -> bo
     for i in 0..n as u32 {
         if i % 1024 == 0 {
             crate::pace::point();
+            if i % 65536 == 0 && stop() {
+                return None;
+            }
         }
         let Some(start) = [node(i, Scheme::Http), node(i, Scheme::Https)]
             .into_iter()

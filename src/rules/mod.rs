@@ -2,8 +2,9 @@
 //!
 //! Compilation turns a checked [`Config`](crate::config::Config) (and the rows
 //! of its bulk lists) into
-//! one immutable [`RuleSet`], made of layers: each `[[list]]` is one, and so
-//! is each run of `[[redirect]]` tables between lists. A reload keeps the
+//! one immutable [`RuleSet`], made of layers: each list of 1 MiB or more is
+//! one, and so is each run of `[[redirect]]` tables (and smaller lists)
+//! between those. A reload keeps the
 //! layers whose sources did not change and compiles the others
 //! ([`compile_reusing`]); a lookup visits the precedence steps below and, at
 //! each, the layers in file order, so the first rule of the file among
@@ -47,7 +48,7 @@ mod set;
 mod switch;
 
 pub use compile::compile;
-pub(crate) use compile::{compile_reusing, lists_to_compile};
+pub(crate) use compile::{compile_reusing, lists_to_compile, ListBytes, LAYER_BYTES};
 pub use decide::{BadRequest, Decision, PoolRedirect, Redirect};
 pub use set::{PoolInfo, RuleCounts, RuleRef, RuleSet};
 
@@ -179,6 +180,12 @@ mod tests {
         })
     }
 
+    /// Compiled with every list a layer of its own, whatever its size,
+    /// keeping the layers of `old`.
+    fn layered(s: &Sources, old: Option<&RuleSet>) -> (RuleSet, Vec<crate::problem::Problem>) {
+        compile_reusing(s, &compile::list_bytes(s), old, 0)
+    }
+
     /// What `set` answers to each of `urls` (host and path): status and
     /// Location, the rule id and its place, or "-".
     fn answers(set: &RuleSet, urls: &[(&str, &str)]) -> Vec<String> {
@@ -232,9 +239,15 @@ mod tests {
     #[test]
     fn each_list_and_each_run_of_redirects_is_a_layer_and_precedence_is_that_of_the_file() {
         let s = with_lists(LAYERED, &[("one", ONE), ("two", TWO)]);
-        let (set, p) = compile(&s);
+        let (set, p) = layered(&s, None);
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(set.layers.len(), 5);
+        // Lists under `LAYER_BYTES` are compiled with the tables around
+        // them: one layer, the same answers.
+        let (one, p) = compile(&s);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(one.layers.len(), 1);
+        assert_eq!(answers(&one, URLS), answers(&set, URLS));
         assert_eq!(
             answers(&set, URLS),
             [
@@ -263,21 +276,15 @@ mod tests {
         let v2 = with_lists(&edited, &[("one", ONE), ("two", TWO)]);
         let two_edited = TWO.replace("two.example/z", "two.example/zz");
         let v3 = with_lists(&edited, &[("one", ONE), ("two", &two_edited)]);
-        let digests = |s: &Sources| -> Vec<u64> {
-            s.lists
-                .iter()
-                .map(|l| crate::load::list_digest(l.as_ref().unwrap()))
-                .collect()
-        };
-        let (s1, _) = compile(&v1);
+        let (s1, _) = layered(&v1, None);
         // One [[redirect]] edited: its run alone is compiled.
-        let (s2, p) = compile_reusing(&v2, &digests(&v2), Some(&s1));
+        let (s2, p) = layered(&v2, Some(&s1));
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(s2.shared_with(&s1), (5, 4, 8));
         assert_eq!(answers(&s2, URLS), answers(&compile(&v2).0, URLS));
         assert_ne!(answers(&s2, URLS), answers(&s1, URLS));
         // One row of one list edited: that list alone.
-        let (s3, _) = compile_reusing(&v3, &digests(&v3), Some(&s2));
+        let (s3, _) = layered(&v3, Some(&s2));
         assert_eq!(s3.shared_with(&s2), (5, 4, 8));
         let (whole, _) = compile(&v3);
         assert_eq!(answers(&s3, URLS), answers(&whole, URLS));
@@ -286,8 +293,20 @@ mod tests {
             .collect();
         assert_eq!(changed, [2]);
         // And back: the first answers again.
-        let (s4, _) = compile_reusing(&v1, &digests(&v1), Some(&s3));
+        let (s4, _) = layered(&v1, Some(&s3));
         assert_eq!(answers(&s4, URLS), answers(&s1, URLS));
+        // A pool's targets change: the tables are kept (they know pools by
+        // name) and a pool redirect names the current pool.
+        let v5 = with_lists(
+            &LAYERED.replace("https://pool.example", "https://pool2.example"),
+            &[("one", ONE), ("two", TWO)],
+        );
+        let (s5, _) = layered(&v5, Some(&s4));
+        assert_eq!(s5.shared_with(&s4), (5, 5, 11));
+        match s5.decide(&get("GET", "a.example", "/p/q/other")) {
+            Decision::Pool(p) => assert_eq!(p.pool.targets[0].2, "https://pool2.example"),
+            d => panic!("{d:?}"),
+        }
         // The metric labels follow the layers.
         let labels: Vec<(u32, String)> = s4
             .rules()
@@ -313,7 +332,7 @@ mod tests {
             [[redirect]]\nid = \"rc\"\nhost = \"a.example\"\npath = \"/c\"\nscheme = \"https\"\nto = \"/elsewhere\"\n\n\
             [[list]]\nid = \"one\"\nfile = \"one.csv\"\n";
         let rows = "a.example/x,https://one.example/x,301\nhttps://a.example/y,https://one.example/y,301\nhttps://a.example/c,https://one.example/c,301\n";
-        let (_, p) = compile(&with_lists(src, &[("one", rows)]));
+        let (_, p) = layered(&with_lists(src, &[("one", rows)]), None);
         assert_eq!(
             problem_codes(&p),
             [
@@ -338,27 +357,21 @@ mod tests {
         v2: &str,
         rows: &str,
     ) -> (Vec<String>, Vec<String>) {
-        let digests = |s: &Sources| -> Vec<u64> {
-            s.lists
-                .iter()
-                .map(|l| crate::load::list_digest(l.as_ref().unwrap()))
-                .collect()
-        };
         let s1 = with_lists(v1, &[("one", rows)]);
-        let (set1, p) = compile(&s1);
+        let (set1, p) = layered(&s1, None);
         assert!(p.is_empty(), "{p:?}");
         assert!(set1.lint(0).iter().all(|p| p.code != "loop"));
         let mut old = std::sync::Arc::new(set1);
         if let Some(between) = between {
             let s = with_lists(between, &[("one", rows)]);
-            let (set, _) = compile_reusing(&s, &digests(&s), Some(&old));
+            let (set, _) = layered(&s, Some(&old));
             let loops = lint::loops_after(&set, &old, 0).expect("the first lint ran");
             assert!(loops.is_empty(), "{loops:?}");
             assert!(set.edges.get().is_none());
             old = std::sync::Arc::new(set);
         }
         let s2 = with_lists(v2, &[("one", rows)]);
-        let (set2, _) = compile_reusing(&s2, &digests(&s2), Some(&old));
+        let (set2, _) = layered(&s2, Some(&old));
         assert!(set2.shared_with(&old).1 >= 1);
         let partial = lint::loops_after(&set2, &old, 0).expect("a lint ran");
         let whole = compile(&s2).0.lint(0);

@@ -383,9 +383,10 @@ pub(super) struct Placed {
 
 /// The immutable, compiled rule set: its layers in file order.
 ///
-/// Each `[[list]]` is a layer of its own, and so is each run of
-/// `[[redirect]]` tables between them, so a reload that changes one of
-/// them compiles that one alone and shares the others with the running set.
+/// Each list of at least `LAYER_BYTES` is a layer of its own, and so is
+/// each run of `[[redirect]]` tables (with the smaller lists among them)
+/// between those, so a reload that changes one of them compiles that one
+/// alone and shares the others with the running set.
 /// A lookup visits the host tiers and path kinds in precedence order and,
 /// at each step, the layers in file order: the first rule found is the
 /// first in the file of those of its precedence, as with one index.
@@ -398,7 +399,7 @@ pub struct RuleSet {
     pub(super) len: u32,
     pub(super) labels: u32,
     /// The problems found between two layers (`cross.rs`), by their keys.
-    pub(super) cross: Vec<((u64, u64), Vec<crate::problem::Problem>)>,
+    pub(super) cross: std::collections::HashMap<(u64, u64), Arc<Vec<crate::problem::Problem>>>,
     /// For every rule and scheme, the rule its target reaches (`lint.rs`):
     /// what the lint of the next reload starts from.
     pub(super) edges: std::sync::OnceLock<Arc<Vec<u32>>>,
