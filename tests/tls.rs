@@ -959,17 +959,43 @@ fn testssl_finds_nothing_to_fix() {
         OLD_TO_NEW,
     );
     let json = https.certs.path.join("testssl.json");
-    let out = Command::new("testssl")
-        .args(["--quiet", "--color", "0", "--warnings", "off", "--add-ca"])
-        .arg(https.ca_file())
-        .args(["--ip", "127.0.0.1", "--jsonfile"])
-        .arg(&json)
-        .arg(format!("https://a.example:{}/", https.tls_port))
-        .output()
-        .expect("run testssl (scripts/test.sh installs Debian's testssl.sh)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let findings: Vec<Value> = serde_json::from_slice(&std::fs::read(&json).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("testssl JSON: {e}\n{text}"));
+    let run = || -> (Vec<Value>, String) {
+        let _ = std::fs::remove_file(&json);
+        let out = Command::new("testssl")
+            .args(["--quiet", "--color", "0", "--warnings", "off", "--add-ca"])
+            .arg(https.ca_file())
+            .args(["--ip", "127.0.0.1", "--jsonfile"])
+            .arg(&json)
+            .arg(format!("https://a.example:{}/", https.tls_port))
+            .output()
+            .expect("run testssl (scripts/test.sh installs Debian's testssl.sh)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let findings: Vec<Value> =
+            serde_json::from_slice(&std::fs::read(&json).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("testssl JSON: {e}\n{text}"));
+        (findings, text)
+    };
+    let flagged = |findings: &[Value]| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f["severity"].as_str(),
+                    Some("LOW" | "MEDIUM" | "HIGH" | "CRITICAL" | "WARN" | "FATAL")
+                )
+            })
+            .filter(|f| !matches!(f["id"].as_str(), Some("cert_revocation" | "DNS_CAArecord")))
+            .map(|f| format!("{} {}: {}", f["severity"], f["id"], f["finding"]))
+            .collect()
+    };
+    let (mut findings, mut text) = run();
+    // A check testssl could not make ("connect problem", on a loaded
+    // machine) is run once more; any finding, or the same failure twice,
+    // fails the test.
+    let bad = flagged(&findings);
+    if !bad.is_empty() && bad.iter().all(|b| b.contains("connect problem")) {
+        (findings, text) = run();
+    }
     let finding = |id: &str| -> String {
         findings
             .iter()
@@ -978,17 +1004,7 @@ fn testssl_finds_nothing_to_fix() {
             .unwrap_or("")
             .to_string()
     };
-    let bad: Vec<String> = findings
-        .iter()
-        .filter(|f| {
-            matches!(
-                f["severity"].as_str(),
-                Some("LOW" | "MEDIUM" | "HIGH" | "CRITICAL" | "WARN" | "FATAL")
-            )
-        })
-        .filter(|f| !matches!(f["id"].as_str(), Some("cert_revocation" | "DNS_CAArecord")))
-        .map(|f| format!("{} {}: {}", f["severity"], f["id"], f["finding"]))
-        .collect();
+    let bad = flagged(&findings);
     assert!(
         bad.is_empty(),
         "testssl flags:\n{}\n\n{text}",
