@@ -113,7 +113,9 @@ rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 
 load() { taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/requests.lua" "http://127.0.0.1:$port/"; }
 
-if [ "$MODE" = idle ]; then
+# Replaces the list by b.csv, sends SIGHUP and waits for the new set to
+# answer; sets start and end (seconds).
+swap_list() {
   cp "$work/b.csv" "$work/rules.csv.new" && mv "$work/rules.csv.new" "$work/rules.csv"
   start=$(date +%s.%N)
   kill -HUP "$pid"
@@ -122,6 +124,10 @@ if [ "$MODE" = idle ]; then
     if (($(date +%s) - ${start%.*} > 60)); then echo "the new set never answered" >&2; exit 1; fi
   done
   end=$(date +%s.%N)
+}
+
+if [ "$MODE" = idle ]; then
+  swap_list
   grep -o 'loaded, .*in force after [0-9]* ms' "$work/log" | sed 's/^/  log: /' >&2 || true
   echo "| no load | SIGHUP → new $RULES-rule set answering: $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f s", b - a }') |"
   exit 0
@@ -172,14 +178,7 @@ load >"$work/steady.out"
 load >"$work/reload.out" &
 wrk_pid=$!
 sleep 2
-cp "$work/b.csv" "$work/rules.csv.new" && mv "$work/rules.csv.new" "$work/rules.csv"
-start=$(date +%s.%N)
-kill -HUP "$pid"
-until [ "$(probe)" = "https://b.example/new/7" ]; do
-  sleep 0.01
-  if (($(date +%s) - ${start%.*} > 60)); then echo "the new set never answered" >&2; exit 1; fi
-done
-end=$(date +%s.%N)
+swap_list
 wait "$wrk_pid"
 non3xx=$(awk '/Non-2xx or 3xx/ {print $5}' "$work/reload.out")
 

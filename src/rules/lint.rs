@@ -170,6 +170,32 @@ fn loop_problem(set: &RuleSet, cycle: &[u32]) -> (u32, Problem) {
     (first / 2, at(set, first / 2, Problem::error("loop", msg)))
 }
 
+/// The loops found so far: each reported once, at its first rule, the
+/// first [`MAX_REPORTS`] one by one.
+#[derive(Default)]
+struct Loops {
+    reported: std::collections::HashSet<u32>,
+    count: usize,
+}
+
+impl Loops {
+    fn found(&mut self, set: &RuleSet, cycle: &[u32], out: &mut Vec<Problem>) {
+        let (first, problem) = loop_problem(set, cycle);
+        if self.reported.insert(first) {
+            if self.count < MAX_REPORTS {
+                out.push(problem);
+            }
+            self.count += 1;
+        }
+    }
+
+    fn finish(self, out: &mut Vec<Problem>) {
+        if self.count > MAX_REPORTS {
+            out.push(Problem::error("loop", more(self.count, "loops")));
+        }
+    }
+}
+
 fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>, stop: &dyn Fn() -> bool) -> Option<()> {
     let n = set.len();
     let mut next = vec![NONE; 2 * n];
@@ -191,9 +217,8 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>, stop: &dyn Fn() -> bo
     let m = 2 * n;
     let mut state = vec![0u8; m];
     let mut in_cycle = vec![false; m];
-    let mut reported = std::collections::HashSet::new();
+    let mut loops = Loops::default();
     let mut stack = Vec::new();
-    let mut loops = 0usize;
     for start in 0..m {
         if start % 1024 == 0 {
             crate::pace::point();
@@ -217,21 +242,13 @@ fn loops_and_chains(set: &RuleSet, out: &mut Vec<Problem>, stop: &dyn Fn() -> bo
             for &x in cycle {
                 in_cycle[x as usize] = true;
             }
-            let (first, problem) = loop_problem(set, cycle);
-            if reported.insert(first) {
-                if loops < MAX_REPORTS {
-                    out.push(problem);
-                }
-                loops += 1;
-            }
+            loops.found(set, cycle, out);
         }
         for &x in &stack {
             state[x as usize] = 2;
         }
     }
-    if loops > MAX_REPORTS {
-        out.push(Problem::error("loop", more(loops, "loops")));
-    }
+    loops.finish(out);
     // Chains: a rule whose target another rule redirects again.
     let mut chains = 0usize;
     for i in 0..n as u32 {
@@ -370,8 +387,7 @@ fn loops_from(new: &RuleSet, old: &RuleSet, now: i64) -> Option<Vec<Problem>> {
         }
         (*e != NONE - 2).then_some(*e)
     };
-    let mut reported = std::collections::HashSet::new();
-    let mut loops = 0usize;
+    let mut loops = Loops::default();
     let mut stack = Vec::new();
     for start in starts {
         crate::pace::point();
@@ -387,20 +403,12 @@ fn loops_from(new: &RuleSet, old: &RuleSet, now: i64) -> Option<Vec<Problem>> {
         }
         if cur != NONE && state[cur as usize] == 1 {
             let pos = stack.iter().position(|&x| x == cur).unwrap_or(0);
-            let (first, problem) = loop_problem(new, &stack[pos..]);
-            if reported.insert(first) {
-                if loops < MAX_REPORTS {
-                    out.push(problem);
-                }
-                loops += 1;
-            }
+            loops.found(new, &stack[pos..], &mut out);
         }
         for &x in &stack {
             state[x as usize] = 2;
         }
     }
-    if loops > MAX_REPORTS {
-        out.push(Problem::error("loop", more(loops, "loops")));
-    }
+    loops.finish(&mut out);
     Some(out)
 }
